@@ -1,0 +1,1 @@
+//! axs-core: the sans-IO heart of the axs terminal server.

@@ -1,0 +1,1 @@
+//! axs-pty: the OS layer both axs runtimes share.

@@ -1,0 +1,2 @@
+//! axs: the terminal server on smol.
+fn main() {}

@@ -1,0 +1,2 @@
+//! axs-threads: the terminal server on plain OS threads.
+fn main() {}
