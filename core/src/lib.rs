@@ -2,5 +2,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
+pub mod frame;
 pub mod http;
+pub mod ring;
 pub mod term;
+pub mod time;
