@@ -1,0 +1,349 @@
+//! The route table: a request head and body in, a [`Route`] or an [`ApiError`] out.
+//!
+//! Order of checks, so every request gets the most useful answer: unknown path (404),
+//! preflight (origin only), wrong method (405), origin (403), token (401), then the
+//! route's own parameters and body (400, 426).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{ApiError, Policy};
+use crate::http::{Method, RequestHead};
+
+/// Largest accepted `cols` and `rows`; the smallest is 1. Far beyond any real screen,
+/// small enough that a typo cannot make a program allocate a gigantic screen.
+pub const MAX_DIMENSION: u16 = 1000;
+
+/// How long an `execute-command` may run before it is killed (as in axs 0.2).
+pub const EXECUTE_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A terminal size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TermSize {
+    /// Columns, `1..=MAX_DIMENSION`.
+    pub cols: u16,
+    /// Rows, `1..=MAX_DIMENSION`.
+    pub rows: u16,
+}
+
+/// How a client shares its session with other clients (DESIGN.md "Attach policies").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AttachPolicy {
+    /// Every client gets all output; any client's input goes to the program.
+    #[default]
+    Shared,
+    /// The newest client owns the session; attaching detaches the older ones.
+    Takeover,
+}
+
+impl AttachPolicy {
+    /// Parses `shared` or `takeover` (ASCII case-insensitive).
+    pub fn parse(s: &str) -> Option<AttachPolicy> {
+        if s.eq_ignore_ascii_case("shared") {
+            Some(AttachPolicy::Shared)
+        } else if s.eq_ignore_ascii_case("takeover") {
+            Some(AttachPolicy::Takeover)
+        } else {
+            None
+        }
+    }
+
+    /// The policy's name as the CLI and query spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachPolicy::Shared => "shared",
+            AttachPolicy::Takeover => "takeover",
+        }
+    }
+}
+
+/// A WebSocket attach to a session: `GET /terminals/{id}?since=N&control=1&attach=takeover`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRequest {
+    /// The session id.
+    pub id: u32,
+    /// The stream offset the client already has (`?since=N`); implies `control`.
+    pub since: Option<u64>,
+    /// The client opted in to control messages (`?control=1`, or `since` given).
+    pub control: bool,
+    /// The attach policy this client asks for (`?attach=shared|takeover`); `None`: the server's.
+    pub policy: Option<AttachPolicy>,
+    /// The `Sec-WebSocket-Key`, for the 101 answer.
+    pub key: String,
+}
+
+/// What a request asks the server to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /status`: answer [`super::status_ok`].
+    Status,
+    /// `GET /`: answer [`super::index`].
+    Index,
+    /// `OPTIONS` on a known path: answer [`super::preflight`].
+    Preflight,
+    /// `POST /terminals`: start a session of this size, answer [`super::created`].
+    CreateTerminal {
+        /// The initial size.
+        size: TermSize,
+    },
+    /// `GET /terminals/{id}` with a WebSocket upgrade: look the session up (404 if
+    /// unknown), answer [`super::websocket_accept`], attach.
+    Attach(AttachRequest),
+    /// `POST /terminals/{id}/resize`: resize, answer [`super::success`].
+    Resize {
+        /// The session id.
+        id: u32,
+        /// The new size.
+        size: TermSize,
+    },
+    /// `POST /terminals/{id}/terminate`: terminate the session if it exists (an unknown
+    /// id is not an error), answer [`super::success`].
+    Terminate {
+        /// The session id.
+        id: u32,
+    },
+    /// `POST /terminals/{x}/terminate` where `x` cannot name any session: do nothing,
+    /// answer [`super::success`] (clients show an error dialog on anything but 2xx).
+    TerminateUnknown,
+    /// `POST /execute-command`: run `sh -c command` on a pty, answer
+    /// [`super::command_output`] or [`super::command_failed`].
+    ExecuteCommand {
+        /// The shell command line.
+        command: String,
+        /// The working directory (`cwd`, else `u_cwd`); `None`: the user's home.
+        cwd: Option<String>,
+    },
+}
+
+/// The paths of the API, before the method is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Index,
+    Status,
+    Terminals,
+    Terminal(u32),
+    Resize(u32),
+    Terminate(Option<u32>),
+    ExecuteCommand,
+}
+
+impl Endpoint {
+    /// Matches a decoded path; a trailing slash is ignored.
+    fn find(path: &str) -> Option<Endpoint> {
+        let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty());
+        let segments: Vec<&str> = trimmed.unwrap_or(path).split('/').skip(1).collect();
+        match segments.as_slice() {
+            [""] => Some(Endpoint::Index),
+            ["status"] => Some(Endpoint::Status),
+            ["terminals"] => Some(Endpoint::Terminals),
+            ["terminals", id] => parse_id(id).map(Endpoint::Terminal),
+            ["terminals", id, "resize"] => parse_id(id).map(Endpoint::Resize),
+            ["terminals", id, "terminate"] => Some(Endpoint::Terminate(parse_id(id))),
+            ["execute-command"] => Some(Endpoint::ExecuteCommand),
+            _ => None,
+        }
+    }
+
+    /// The one method the endpoint takes besides `OPTIONS`.
+    fn method(self) -> Method {
+        match self {
+            Endpoint::Index | Endpoint::Status | Endpoint::Terminal(_) => Method::Get,
+            _ => Method::Post,
+        }
+    }
+
+    /// The `Allow` header for a 405.
+    fn allow(self) -> &'static str {
+        match self.method() {
+            Method::Get => "GET, OPTIONS",
+            _ => "POST, OPTIONS",
+        }
+    }
+
+    /// Endpoints that act (WebSocket upgrades and POSTs) are subject to the Origin policy.
+    fn checks_origin(self) -> bool {
+        !matches!(self, Endpoint::Index | Endpoint::Status)
+    }
+}
+
+/// A session id: decimal digits that fit a `u32`.
+fn parse_id(s: &str) -> Option<u32> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| s.parse().ok()).flatten()
+}
+
+/// Routes a request: the full table of the module docs, with every policy check.
+pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, ApiError> {
+    let endpoint =
+        Endpoint::find(&head.path).ok_or_else(|| ApiError::NotFound(head.path.clone()))?;
+    if head.method == Method::Options {
+        policy.check_origin(head)?;
+        return Ok(Route::Preflight);
+    }
+    if head.method != endpoint.method() {
+        return Err(ApiError::MethodNotAllowed {
+            allow: endpoint.allow(),
+        });
+    }
+    if endpoint.checks_origin() {
+        policy.check_origin(head)?;
+    }
+    if endpoint != Endpoint::Status {
+        policy.check_token(head)?;
+    }
+    match endpoint {
+        Endpoint::Index => Ok(Route::Index),
+        Endpoint::Status => Ok(Route::Status),
+        Endpoint::Terminals => Ok(Route::CreateTerminal {
+            size: parse_size(body)?,
+        }),
+        Endpoint::Terminal(id) => attach_request(head, id).map(Route::Attach),
+        Endpoint::Resize(id) => Ok(Route::Resize {
+            id,
+            size: parse_size(body)?,
+        }),
+        Endpoint::Terminate(Some(id)) => Ok(Route::Terminate { id }),
+        Endpoint::Terminate(None) => Ok(Route::TerminateUnknown),
+        Endpoint::ExecuteCommand => parse_command(body),
+    }
+}
+
+/// Builds the attach request from the upgrade headers and the query.
+fn attach_request(head: &RequestHead, id: u32) -> Result<AttachRequest, ApiError> {
+    if !head.is_websocket_upgrade() {
+        return Err(ApiError::NotAWebSocket);
+    }
+    let key = head
+        .websocket_key()
+        .ok_or_else(|| ApiError::MalformedRequest("missing Sec-WebSocket-Key".into()))?;
+    if head.header("sec-websocket-version") != Some("13") {
+        return Err(ApiError::UnsupportedWebSocketVersion);
+    }
+    let since = head.query_param("since").map(parse_since).transpose()?;
+    let control = head.query_param("control").map(parse_flag).transpose()?;
+    let policy = head
+        .query_param("attach")
+        .map(|v| {
+            AttachPolicy::parse(v.trim()).ok_or_else(|| ApiError::InvalidQuery {
+                name: "attach",
+                problem: format!("expected `shared` or `takeover`, got {v:?}"),
+            })
+        })
+        .transpose()?;
+    Ok(AttachRequest {
+        id,
+        since,
+        control: since.is_some() || control.unwrap_or(false),
+        policy,
+        key: key.to_string(),
+    })
+}
+
+/// Parses `?since=N`: a decimal stream offset.
+fn parse_since(value: &str) -> Result<u64, ApiError> {
+    value.trim().parse().map_err(|_| ApiError::InvalidQuery {
+        name: "since",
+        problem: format!("expected a byte offset (a non-negative integer), got {value:?}"),
+    })
+}
+
+/// Parses `?control=`: `1`, `true`, `yes` or empty turn it on; `0`, `false`, `no` off.
+fn parse_flag(value: &str) -> Result<bool, ApiError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ApiError::InvalidQuery {
+            name: "control",
+            problem: format!("expected 1 or 0, got {value:?}"),
+        }),
+    }
+}
+
+/// Parses a JSON object body; `example` shows the expected shape in the error.
+fn json_object(body: &[u8], example: &str) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidBody(format!(
+            "the body is empty; expected JSON like {example}"
+        )));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::InvalidBody(format!(
+            "expected a JSON object like {example}"
+        ))),
+        Err(err) => Err(ApiError::InvalidBody(format!(
+            "not JSON ({err}); expected JSON like {example}"
+        ))),
+    }
+}
+
+/// Parses `{"cols":C,"rows":R}`, numbers or numeric strings.
+fn parse_size(body: &[u8]) -> Result<TermSize, ApiError> {
+    let map = json_object(body, r#"{"cols":80,"rows":24}"#)?;
+    Ok(TermSize {
+        cols: dimension(&map, "cols")?,
+        rows: dimension(&map, "rows")?,
+    })
+}
+
+/// One of `cols`/`rows`: a number or a numeric string (spaces trimmed), in `1..=MAX_DIMENSION`.
+pub(crate) fn dimension(map: &Map<String, Value>, field: &'static str) -> Result<u16, ApiError> {
+    let invalid = |problem: String| ApiError::InvalidField { field, problem };
+    let range = || format!("must be between 1 and {MAX_DIMENSION}");
+    let number: f64 = match map.get(field) {
+        None | Some(Value::Null) => return Err(invalid("missing".into())),
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| invalid(format!("expected a number, got {s:?}")))?,
+        Some(other) => return Err(invalid(format!("expected a number, got {other}"))),
+    };
+    if number.fract() != 0.0 || number.is_nan() {
+        return Err(invalid(format!("expected a whole number, got {number}")));
+    }
+    if !(1.0..=f64::from(MAX_DIMENSION)).contains(&number) {
+        return Err(invalid(format!("{}, got {number}", range())));
+    }
+    // In range 1..=1000 and whole, so the conversion is exact.
+    Ok(number as u16)
+}
+
+/// Parses `{"command":"...","cwd"?:"...","u_cwd"?:"..."}`.
+fn parse_command(body: &[u8]) -> Result<Route, ApiError> {
+    let map = json_object(body, r#"{"command":"ls","cwd":"/tmp"}"#)?;
+    let command = match map.get("command") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => {
+            return Err(ApiError::InvalidField {
+                field: "command",
+                problem: "missing".into(),
+            })
+        }
+        Some(other) => {
+            return Err(ApiError::InvalidField {
+                field: "command",
+                problem: format!("expected a string, got {other}"),
+            })
+        }
+    };
+    let cwd = optional_path(&map, "cwd")?.or(optional_path(&map, "u_cwd")?);
+    Ok(Route::ExecuteCommand { command, cwd })
+}
+
+/// An optional string field; empty strings and `null` count as absent.
+fn optional_path(
+    map: &Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, ApiError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::InvalidField {
+            field,
+            problem: format!("expected a path string, got {other}"),
+        }),
+    }
+}
