@@ -5,6 +5,7 @@
 //! nothing in this module allocates, locks, or touches std's buffered I/O.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Environment variable that, set to `1`, skips `close_range` and uses the fallback sweep.
 pub const NO_CLOSE_RANGE_ENV: &str = "AXS_PTY_NO_CLOSE_RANGE";
@@ -87,28 +88,41 @@ impl ChildSetup {
 /// Handlers are reset by `exec` anyway, but ignored signals (SIGPIPE in a Rust
 /// parent, SIGHUP under nohup) and the mask would otherwise be inherited.
 fn reset_signals() {
-    // SAFETY: sigaction and sigprocmask are async-signal-safe; the structs are plain
-    // data fully initialised here; errors (SIGKILL, SIGSTOP, libc-reserved signals)
-    // are expected and harmless to ignore.
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut dfl.sa_mask);
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
-            }
+    for sig in 1..=64 {
+        // SIGKILL and SIGSTOP cannot change; libc-reserved numbers just fail.
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            set_handler(sig, libc::SIG_DFL);
         }
+    }
+    // SAFETY: sigprocmask is async-signal-safe; the set is initialised by sigemptyset.
+    unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
+/// Set by [`on_sigsys`] when seccomp traps `close_range` (the child's own copy).
+static SIGSYS_SEEN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigsys(_sig: libc::c_int) {
+    SIGSYS_SEEN.store(true, Ordering::Relaxed);
+}
+
 /// Marks 3.. close-on-exec in one call (Linux 5.11+); close-on-exec rather than close
 /// so std's exec-error pipe survives until `exec` and reports a failure.
+///
+/// Kernels before 5.11 answer ENOSYS or EINVAL, container filters usually EPERM.
+/// Android's app filter instead traps unknown syscalls with SIGSYS, whose default
+/// action would kill the child before `exec`: a handler catches it for the call's
+/// duration. After such a trap the syscall did not run and the return register
+/// holds the syscall number, so only an exact 0 with no SIGSYS counts as success.
 fn close_range_cloexec() -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    set_handler(
+        libc::SIGSYS,
+        on_sigsys as extern "C" fn(libc::c_int) as libc::sighandler_t,
+    );
     // SAFETY: raw syscall with integer arguments only; it touches no memory of ours.
     let rc = unsafe {
         libc::syscall(
@@ -118,10 +132,26 @@ fn close_range_cloexec() -> io::Result<()> {
             CLOSE_RANGE_CLOEXEC,
         )
     };
-    if rc == -1 {
-        Err(io::Error::last_os_error())
-    } else {
+    let err = io::Error::last_os_error();
+    set_handler(libc::SIGSYS, libc::SIG_DFL);
+    if rc == 0 && !SIGSYS_SEEN.load(Ordering::Relaxed) {
         Ok(())
+    } else if rc == -1 {
+        Err(err)
+    } else {
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
+/// Installs `handler` (or SIG_DFL / SIG_IGN) for `sig`, ignoring failure.
+fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: sigaction is async-signal-safe; the struct is zeroed then filled in;
+    // the only handler passed in (on_sigsys) does one atomic store.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig, &action, std::ptr::null_mut());
     }
 }
 
