@@ -1,0 +1,713 @@
+//! The escape-sequence scanner behind replay hygiene: safe cuts, replay filtering and the
+//! terminal state a replay must restore.
+//!
+//! [`TermState`] is a small ECMA-48/DEC parser (Paul Williams' state machine, with the
+//! transitions of xterm.js, the terminal every client runs) that tracks two things: where
+//! the parser is (ground, inside a sequence, inside a UTF-8 character) and the terminal
+//! state a replay must re-establish ([`Modes`]: screen, modes, pen, charsets, scroll region).
+//! Bytes >= 0x80 are UTF-8; decoded code points U+0080..U+009F are C1 controls, as in
+//! xterm.js, while raw bytes such as 0x9B are never controls.
+//!
+//! Invariants:
+//! - feeding the same bytes gives the same state however they are split into calls;
+//! - [`TermState::at_safe_cut`] is true only in ground state outside a UTF-8 character;
+//! - a fresh terminal fed [`TermState::restore_sequence`] and then the bytes after a cut
+//!   ends in the same [`Modes`] as one fed the whole stream ([`plan_replay`] relies on it);
+//! - [`plan_replay`] drops only complete query or side-effect sequences after its cut.
+
+mod modes;
+#[cfg(test)]
+mod tests;
+
+pub use modes::Modes;
+use std::ops::Range;
+
+/// Parser states (Williams' names; a string terminated by ESC counts as complete, as in
+/// xterm.js, and the ESC starts the next sequence).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    #[default]
+    Ground,
+    Escape,
+    EscInt,
+    CsiEntry,
+    CsiParam,
+    CsiInt,
+    CsiIgnore,
+    DcsEntry,
+    DcsParam,
+    DcsInt,
+    DcsIgnore,
+    DcsPass,
+    Osc,
+    SosPmApc,
+}
+
+/// Marker for "empty parameter" (zero by default, but kept apart for sub-parameters).
+const EMPTY: u16 = u16::MAX;
+/// At most this many parameters and sub-parameters are kept (as xterm.js).
+const MAX_PARAMS: usize = 32;
+/// Code standing for any decoded code point >= U+00A0.
+const NON_ASCII: u8 = 0xa0;
+
+/// CSI/DCS parameters with sub-parameter marks (`:`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Params {
+    vals: [u16; MAX_PARAMS],
+    /// Bit `i` set: parameter `i` is a sub-parameter of the one before.
+    subs: u32,
+    len: u8,
+    full: bool,
+}
+
+impl Params {
+    fn clear(&mut self) {
+        self.vals[0] = EMPTY;
+        self.len = 1;
+        self.subs = 0;
+        self.full = false;
+    }
+
+    fn put(&mut self, c: u8) {
+        match c {
+            b';' => self.push(false),
+            b':' => self.push(true),
+            _ if self.full || self.len == 0 => {}
+            _ => {
+                let v = &mut self.vals[usize::from(self.len) - 1];
+                let old = if *v == EMPTY { 0 } else { *v };
+                *v = old
+                    .saturating_mul(10)
+                    .saturating_add(u16::from(c - b'0'))
+                    .min(EMPTY - 1);
+            }
+        }
+    }
+
+    fn push(&mut self, sub: bool) {
+        let len = usize::from(self.len);
+        if len >= MAX_PARAMS || self.full {
+            self.full = true;
+            return;
+        }
+        self.vals[len] = EMPTY;
+        if sub {
+            self.subs |= 1 << len;
+        }
+        self.len += 1;
+    }
+
+    /// Number of parameters and sub-parameters.
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Parameter `i`, zero when empty or missing.
+    fn get(&self, i: usize) -> u16 {
+        match self.vals.get(i) {
+            Some(&v) if i < self.len() && v != EMPTY => v,
+            _ => 0,
+        }
+    }
+
+    /// How many sub-parameters follow parameter `i`.
+    fn subs_after(&self, i: usize) -> usize {
+        (i + 1..self.len())
+            .take_while(|&j| self.subs & (1 << j) != 0)
+            .count()
+    }
+}
+
+/// What an OSC is, learned while it streams by (bodies can be large: never buffered).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct OscScan {
+    id: u32,
+    id_digits: u8,
+    phase: OscPhase,
+    /// The current field so far: 0 empty, 1 exactly `?`, 2 anything else.
+    field: u8,
+    /// Some field was exactly `?`.
+    query: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum OscPhase {
+    /// Reading the numeric identifier.
+    #[default]
+    Id,
+    /// Past `Id;`, watching fields for `?` (colour ids only).
+    Fields,
+    /// Nothing more to learn.
+    Rest,
+}
+
+/// OSC identifiers whose `?` fields are colour queries.
+fn is_color_osc(id: u32) -> bool {
+    matches!(id, 4 | 5 | 10..=19 | 104 | 105 | 110..=119)
+}
+
+/// What the replay does with a completed sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    Drop,
+    /// `ESC \`: belongs to the string it terminates.
+    Terminator,
+}
+
+/// Receives sequence boundaries (absolute positions) from the scanner.
+trait Events {
+    /// A sequence starts at `pos` (its ESC or C1 byte); `clean`: the parser was at a safe
+    /// cut just before it, so leaving the sequence out cannot change how later bytes parse.
+    fn begin(&mut self, pos: usize, clean: bool);
+    /// The current sequence was dispatched; it ends before `end`.
+    fn finish(&mut self, end: usize, verdict: Verdict);
+}
+
+/// The hot path's sink: positions are not needed there.
+struct NoEvents;
+
+impl Events for NoEvents {
+    #[inline(always)]
+    fn begin(&mut self, _pos: usize, _clean: bool) {}
+    #[inline(always)]
+    fn finish(&mut self, _end: usize, _verdict: Verdict) {}
+}
+
+/// Terminal state as seen by a parser that has consumed a prefix of the output stream.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TermState {
+    state: State,
+    /// Continuation bytes still expected, and the lead byte of the pending character.
+    utf8_need: u8,
+    utf8_lead: u8,
+    /// No character was pending when the current one's lead byte arrived.
+    utf8_clean: bool,
+    /// Private prefix (`?`, `>`, `=`, `<`) of the current CSI/DCS, 0 if none.
+    prefix: u8,
+    /// Intermediate bytes, packed (at most two; 0xFFFF when more).
+    inter: u16,
+    params: Params,
+    osc: OscScan,
+    /// The current DCS is DECRQSS or XTGETTCAP.
+    dcs_query: bool,
+    /// SO or SI ran inside the current sequence (it must then stay in a replay).
+    shifted: bool,
+    modes: Modes,
+}
+
+impl TermState {
+    /// A parser in ground state with a freshly reset terminal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consume bytes.
+    pub fn advance(&mut self, bytes: &[u8]) {
+        self.feed(bytes, 0, &mut NoEvents);
+    }
+
+    /// True when a stream cut here is safe: ground state and not inside a UTF-8 character.
+    pub fn at_safe_cut(&self) -> bool {
+        self.state == State::Ground && self.utf8_need == 0
+    }
+
+    /// Append the bytes that bring a freshly reset terminal (as xterm.js starts) into this
+    /// state. Nothing for defaults; deterministic order.
+    pub fn restore_sequence(&self, out: &mut Vec<u8>) {
+        self.modes.restore(out);
+    }
+
+    /// The tracked terminal state alone (without parser position).
+    pub fn modes(&self) -> &Modes {
+        &self.modes
+    }
+
+    /// True where runs of printable ASCII need no per-byte work.
+    fn skips_printable(&self) -> bool {
+        match self.state {
+            State::Ground | State::DcsPass | State::DcsIgnore | State::SosPmApc => true,
+            State::Osc => self.osc.phase == OscPhase::Rest,
+            _ => false,
+        }
+    }
+
+    /// The scanner; `base` is the absolute position of `bytes[0]` for `ev`.
+    fn feed<E: Events>(&mut self, bytes: &[u8], base: usize, ev: &mut E) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.utf8_need == 0 && self.skips_printable() {
+                // Text runs: one compare per byte, no state dispatch.
+                let run = bytes[i..]
+                    .iter()
+                    .position(|b| !(0x20..0x7f).contains(b))
+                    .unwrap_or(bytes.len() - i);
+                i += run;
+                if i == bytes.len() {
+                    break;
+                }
+            }
+            self.byte(bytes[i], base + i, ev);
+            i += 1;
+        }
+    }
+
+    /// One byte: UTF-8 decoding first, then the state machine on the decoded code.
+    fn byte<E: Events>(&mut self, b: u8, pos: usize, ev: &mut E) {
+        if b < 0x80 {
+            // An ASCII byte ends any unfinished character (which is dropped).
+            let clean = self.utf8_need == 0;
+            self.utf8_need = 0;
+            self.code(b, pos, pos + 1, clean, ev);
+        } else if b < 0xc0 {
+            if self.utf8_need == 0 {
+                return; // stray continuation byte: dropped, as xterm.js does
+            }
+            self.utf8_need -= 1;
+            if self.utf8_need == 0 {
+                match self.utf8_lead {
+                    // U+0080..U+009F: a C1 control, two bytes long.
+                    0xc2 if b < 0xa0 => {
+                        let clean = self.utf8_clean;
+                        self.code(b, pos.saturating_sub(1), pos + 1, clean, ev)
+                    }
+                    // Overlong encodings decode to nothing.
+                    0xc0 | 0xc1 => {}
+                    _ => self.code(NON_ASCII, pos, pos + 1, false, ev),
+                }
+            }
+        } else {
+            self.utf8_clean = self.utf8_need == 0;
+            self.utf8_need = match b {
+                0xc0..=0xdf => 1,
+                0xe0..=0xef => 2,
+                0xf0..=0xf7 => 3,
+                _ => 0,
+            };
+            self.utf8_lead = b;
+        }
+    }
+
+    /// Starts a new sequence at `start` in `state`; `clean` as in [`Events::begin`].
+    fn enter<E: Events>(&mut self, state: State, start: usize, clean: bool, ev: &mut E) {
+        self.state = state;
+        self.shifted = false;
+        self.prefix = 0;
+        self.inter = 0;
+        self.params.clear();
+        self.osc = OscScan::default();
+        self.dcs_query = false;
+        ev.begin(start, clean);
+    }
+
+    /// Ends a string sequence that a terminator (ESC or ST) completes at `end`.
+    fn finish_string<E: Events>(&mut self, end: usize, ev: &mut E) {
+        match self.state {
+            State::Osc => ev.finish(end, self.osc_verdict()),
+            State::DcsPass if self.dcs_query => ev.finish(end, Verdict::Drop),
+            State::DcsPass | State::DcsIgnore | State::SosPmApc => ev.finish(end, Verdict::Keep),
+            _ => {}
+        }
+    }
+
+    /// The state machine. `c` is ASCII, a C1 control (0x80..=0x9F) or [`NON_ASCII`];
+    /// the code spans bytes `start..end`; `clean`: no character was pending before it.
+    fn code<E: Events>(&mut self, c: u8, start: usize, end: usize, clean: bool, ev: &mut E) {
+        let clean = clean && self.state == State::Ground;
+        // Transitions from anywhere.
+        match c {
+            0x18 | 0x1a => {
+                // CAN, SUB: abort without dispatch.
+                self.state = State::Ground;
+                return;
+            }
+            0x1b => {
+                self.finish_string(start, ev);
+                self.enter(State::Escape, start, clean, ev);
+                return;
+            }
+            0x9c => {
+                self.finish_string(end, ev);
+                self.state = State::Ground;
+                return;
+            }
+            0x90 => return self.enter(State::DcsEntry, start, clean, ev),
+            0x9b => return self.enter(State::CsiEntry, start, clean, ev),
+            0x9d => return self.enter(State::Osc, start, clean, ev),
+            0x98 | 0x9e | 0x9f => return self.enter(State::SosPmApc, start, clean, ev),
+            0x80..=0x9f => {
+                self.state = State::Ground;
+                return;
+            }
+            _ => {}
+        }
+        match self.state {
+            State::Ground => {
+                if c < 0x20 {
+                    self.execute(c);
+                }
+            }
+            State::Escape => match c {
+                0x00..=0x1f => self.execute(c),
+                0x20..=0x2f => {
+                    self.collect(c);
+                    self.state = State::EscInt;
+                }
+                b'[' => self.reenter(State::CsiEntry),
+                b']' => self.reenter(State::Osc),
+                b'P' => self.reenter(State::DcsEntry),
+                b'X' | b'^' | b'_' => self.state = State::SosPmApc,
+                0x30..=0x7e => self.esc_dispatch(c, end, ev),
+                0x7f => {}
+                _ => self.state = State::Ground,
+            },
+            State::EscInt => match c {
+                0x00..=0x1f => self.execute(c),
+                0x20..=0x2f => self.collect(c),
+                0x30..=0x7e => self.esc_dispatch(c, end, ev),
+                0x7f => {}
+                _ => self.state = State::Ground,
+            },
+            State::CsiEntry | State::CsiParam | State::CsiInt => self.csi(c, end, ev),
+            State::CsiIgnore => match c {
+                0x00..=0x1f => self.execute(c),
+                0x40..=0x7e => {
+                    self.state = State::Ground;
+                    ev.finish(end, Verdict::Keep);
+                }
+                _ => {}
+            },
+            State::DcsEntry | State::DcsParam | State::DcsInt => self.dcs_head(c),
+            State::DcsIgnore | State::DcsPass => {}
+            State::Osc => match c {
+                0x07 => {
+                    self.state = State::Ground;
+                    ev.finish(end, self.osc_verdict());
+                }
+                0x00..=0x1f => {}
+                _ => self.osc_put(c),
+            },
+            State::SosPmApc => {
+                if c == NON_ASCII {
+                    // xterm.js leaves the string on non-ASCII text (its table's default).
+                    self.state = State::Ground;
+                }
+            }
+        }
+    }
+
+    /// `ESC [`, `ESC ]`, `ESC P`: the sequence started at the ESC, so no new begin.
+    fn reenter(&mut self, state: State) {
+        self.state = state;
+        self.params.clear();
+    }
+
+    /// C0 controls that change tracked state (others matter only to the screen).
+    fn execute(&mut self, c: u8) {
+        let g = match c {
+            0x0e => 1,
+            0x0f => 0,
+            _ => return,
+        };
+        self.modes.shift(g);
+        self.shifted |= self.state != State::Ground;
+    }
+
+    fn collect(&mut self, c: u8) {
+        self.inter = match self.inter {
+            0 => u16::from(c),
+            i if i < 0x100 => (i << 8) | u16::from(c),
+            _ => 0xffff,
+        };
+    }
+
+    /// CSI entry, parameter and intermediate states (they share most transitions).
+    fn csi<E: Events>(&mut self, c: u8, end: usize, ev: &mut E) {
+        let entry = self.state == State::CsiEntry;
+        let int = self.state == State::CsiInt;
+        match c {
+            0x00..=0x1f => self.execute(c),
+            0x20..=0x2f => {
+                self.collect(c);
+                self.state = State::CsiInt;
+            }
+            0x30..=0x3b if !int => {
+                self.params.put(c);
+                self.state = State::CsiParam;
+            }
+            0x3c..=0x3f if entry => {
+                self.prefix = c;
+                self.state = State::CsiParam;
+            }
+            0x30..=0x3f => self.state = State::CsiIgnore,
+            0x40..=0x7e => {
+                self.state = State::Ground;
+                let verdict = self.csi_dispatch(c);
+                ev.finish(end, verdict);
+            }
+            0x7f => {}
+            _ => self.state = State::Ground,
+        }
+    }
+
+    /// DCS entry, parameter and intermediate states.
+    fn dcs_head(&mut self, c: u8) {
+        let entry = self.state == State::DcsEntry;
+        let int = self.state == State::DcsInt;
+        match c {
+            0x20..=0x2f => {
+                self.collect(c);
+                self.state = State::DcsInt;
+            }
+            0x30..=0x3b if !int => {
+                self.params.put(c);
+                self.state = State::DcsParam;
+            }
+            0x3c..=0x3f if entry => {
+                self.prefix = c;
+                self.state = State::DcsParam;
+            }
+            0x30..=0x3f => self.state = State::DcsIgnore,
+            0x40..=0x7e => {
+                // DECRQSS (`DCS $ q`) and XTGETTCAP (`DCS + q`) ask for an answer.
+                self.dcs_query = c == b'q'
+                    && self.prefix == 0
+                    && (self.inter == u16::from(b'$') || self.inter == u16::from(b'+'));
+                self.state = State::DcsPass;
+            }
+            NON_ASCII => self.state = State::Ground,
+            _ => {}
+        }
+    }
+
+    fn esc_dispatch<E: Events>(&mut self, c: u8, end: usize, ev: &mut E) {
+        self.state = State::Ground;
+        let mut verdict = Verdict::Keep;
+        match self.inter {
+            0 => match c {
+                b'c' => self.modes.full_reset(),
+                b'=' => self.modes.keypad(true),
+                b'>' => self.modes.keypad(false),
+                b'n' => self.modes.shift(2),
+                b'o' => self.modes.shift(3),
+                b'7' => self.modes.save_cursor(),
+                b'8' => self.modes.restore_cursor(),
+                b'\\' => verdict = Verdict::Terminator,
+                _ => {}
+            },
+            i if i < 0x100 => self.modes.designate(i as u8, c),
+            _ => {}
+        }
+        ev.finish(end, verdict);
+    }
+
+    /// Applies a CSI sequence to the tracked state and says whether a replay drops it.
+    fn csi_dispatch(&mut self, fin: u8) -> Verdict {
+        let (prefix, inter) = (self.prefix, self.inter);
+        let p = &self.params;
+        let query = match (prefix, inter, fin) {
+            // Device attributes (primary, secondary, tertiary).
+            (0 | b'>' | b'=', 0, b'c') => true,
+            // DSR / CPR.
+            (0 | b'?', 0, b'n') => true,
+            // DECRQM.
+            (0 | b'?', 0x24, b'p') => true,
+            // XTVERSION.
+            (b'>', 0, b'q') => true,
+            // Window reports.
+            (0, 0, b't') => (11..=21).contains(&p.get(0)),
+            // Kitty keyboard flags query.
+            (b'?', 0, b'u') => true,
+            _ => false,
+        };
+        if query && !self.shifted {
+            return Verdict::Drop;
+        }
+        match (prefix, inter, fin) {
+            (b'?', 0, b'h' | b'l') => {
+                for i in 0..p.len() {
+                    self.modes.dec_mode(p.get(i), fin == b'h');
+                }
+            }
+            (0, 0, b'h' | b'l') => {
+                for i in 0..p.len() {
+                    self.modes.ansi_mode(p.get(i), fin == b'h');
+                }
+            }
+            (0, 0, b'm') => self.modes.sgr(p),
+            (0, 0, b'r') => self.modes.scroll_region(p),
+            (0, 0, b's') => self.modes.save_cursor(),
+            (0, 0, b'u') => self.modes.restore_cursor(),
+            (0, 0x21, b'p') => self.modes.soft_reset(),
+            (0, 0x20, b'q') => self.modes.cursor_style(p.get(0)),
+            _ => {}
+        }
+        Verdict::Keep
+    }
+
+    fn osc_put(&mut self, c: u8) {
+        let osc = &mut self.osc;
+        match osc.phase {
+            OscPhase::Id => match c {
+                b'0'..=b'9' => {
+                    osc.id = (osc.id * 10 + u32::from(c - b'0')).min(1_000_000);
+                    osc.id_digits = osc.id_digits.saturating_add(1);
+                }
+                b';' if osc.id_digits > 0 => {
+                    osc.phase = if is_color_osc(osc.id) {
+                        OscPhase::Fields
+                    } else {
+                        OscPhase::Rest
+                    };
+                }
+                _ => {
+                    // Not a numbered OSC: nothing a replay must leave out.
+                    osc.id_digits = 0;
+                    osc.phase = OscPhase::Rest;
+                }
+            },
+            OscPhase::Fields => match c {
+                b';' => {
+                    osc.query |= osc.field == 1;
+                    osc.field = 0;
+                }
+                b'?' if osc.field == 0 => osc.field = 1,
+                _ => osc.field = 2,
+            },
+            OscPhase::Rest => {}
+        }
+    }
+
+    fn osc_verdict(&self) -> Verdict {
+        let osc = &self.osc;
+        let side_effect = osc.id_digits > 0 && matches!(osc.id, 52 | 7777);
+        let color_query = osc.phase == OscPhase::Fields && (osc.query || osc.field == 1);
+        if side_effect || color_query {
+            Verdict::Drop
+        } else {
+            Verdict::Keep
+        }
+    }
+}
+
+/// What to send a client that replays `chunks` (the ring's bytes, oldest first, as one
+/// logical byte string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayPlan {
+    /// Offset (relative to the start of `chunks`) of the safe cut where the replay starts.
+    pub cut: usize,
+    /// State-restoring bytes to send before the bytes at `cut`.
+    pub prefix: Vec<u8>,
+    /// Sorted, disjoint relative ranges, all >= cut, of whole sequences to leave out of the
+    /// replay.
+    pub drops: Vec<Range<usize>>,
+}
+
+/// Collects the ranges of dropped sequences.
+#[derive(Default)]
+struct DropCollector {
+    /// Start of the current sequence and whether it may be left out.
+    start: Option<(usize, bool)>,
+    drops: Vec<Range<usize>>,
+}
+
+impl Events for DropCollector {
+    fn begin(&mut self, pos: usize, clean: bool) {
+        self.start = Some((pos, clean));
+    }
+
+    fn finish(&mut self, end: usize, verdict: Verdict) {
+        // No start: the sequence began before the chunks; it is before any cut anyway.
+        let Some((start, clean)) = self.start.take() else {
+            return;
+        };
+        match verdict {
+            Verdict::Keep => {}
+            Verdict::Drop if clean => self.drops.push(start..end),
+            Verdict::Drop => {}
+            Verdict::Terminator => {
+                if let Some(last) = self.drops.last_mut().filter(|d| d.end == start) {
+                    last.end = end;
+                }
+            }
+        }
+    }
+}
+
+/// `start` is the state after everything before chunks[0]; `line_window`: how far past the
+/// first safe cut to look for a line start (the position right after a '\n' that is also a
+/// safe cut) to prefer as the cut.
+pub fn plan_replay(start: &TermState, chunks: &[&[u8]], line_window: usize) -> ReplayPlan {
+    let total: usize = chunks.iter().map(|c| c.len()).sum();
+    let mut st = start.clone();
+    let mut ev = DropCollector::default();
+    let mut bytes = chunks.iter().flat_map(|c| c.iter().copied());
+    let mut pos = 0;
+    let mut prev = None;
+    // The first safe position; byte by byte, but only while inside a sequence.
+    while !st.at_safe_cut() {
+        let Some(b) = bytes.next() else {
+            return plan_at(&st, total, Vec::new());
+        };
+        st.feed(&[b], pos, &mut ev);
+        prev = Some(b);
+        pos += 1;
+    }
+    let first = pos;
+    let mut cut = (first, st.clone());
+    // Prefer a line start within the window (the first safe position may be one already).
+    if prev != Some(b'\n') {
+        while pos - first < line_window {
+            let Some(b) = bytes.next() else { break };
+            st.feed(&[b], pos, &mut ev);
+            pos += 1;
+            if b == b'\n' && st.at_safe_cut() {
+                cut = (pos, st.clone());
+                break;
+            }
+        }
+    }
+    feed_from(&mut st, chunks, pos, &mut ev);
+    let drops = ev.drops.into_iter().filter(|d| d.start >= cut.0).collect();
+    plan_at(&cut.1, cut.0, drops)
+}
+
+fn plan_at(state: &TermState, cut: usize, drops: Vec<Range<usize>>) -> ReplayPlan {
+    let mut prefix = Vec::new();
+    state.restore_sequence(&mut prefix);
+    ReplayPlan { cut, prefix, drops }
+}
+
+/// Feeds the logical byte string `chunks` from offset `from` on.
+fn feed_from<E: Events>(st: &mut TermState, chunks: &[&[u8]], from: usize, ev: &mut E) {
+    let mut base = 0;
+    for chunk in chunks {
+        let end = base + chunk.len();
+        if end > from {
+            let skip = from.saturating_sub(base);
+            st.feed(&chunk[skip..], base + skip, ev);
+        }
+        base = end;
+    }
+}
+
+/// The bytes a replay sends: `plan.prefix`, then `chunks` from `plan.cut` without
+/// `plan.drops`.
+pub fn apply_plan(chunks: &[&[u8]], plan: &ReplayPlan) -> Vec<u8> {
+    let mut out = plan.prefix.clone();
+    let mut drops = plan.drops.iter().peekable();
+    let mut pos = 0;
+    for chunk in chunks {
+        for &b in *chunk {
+            while drops.peek().is_some_and(|d| d.end <= pos) {
+                drops.next();
+            }
+            let dropped = drops.peek().is_some_and(|d| d.contains(&pos));
+            if pos >= plan.cut && !dropped {
+                out.push(b);
+            }
+            pos += 1;
+        }
+    }
+    out
+}
