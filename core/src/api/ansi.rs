@@ -106,6 +106,7 @@ fn ground(byte: u8, out: &mut Vec<u8>) -> State {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use proptest::prelude::*;

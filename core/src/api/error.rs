@@ -62,6 +62,8 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
+    /// The server is stopping and starts no new session (503).
+    ShuttingDown,
 }
 
 impl ApiError {
@@ -83,7 +85,7 @@ impl ApiError {
             ApiError::UnsupportedWebSocketVersion => 426,
             ApiError::HeadTooLarge => 431,
             ApiError::SpawnFailed(_) | ApiError::Internal(_) => 500,
-            ApiError::TooManySessions { .. } => 503,
+            ApiError::TooManySessions { .. } | ApiError::ShuttingDown => 503,
         }
     }
 
@@ -156,6 +158,7 @@ impl fmt::Display for ApiError {
                 f,
                 "too many terminal sessions (limit: {limit}); terminate one or raise --max-sessions"
             ),
+            ApiError::ShuttingDown => write!(f, "the server is shutting down"),
         }
     }
 }
@@ -163,6 +166,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -57,3 +57,6 @@ pub use respond::{
 pub use route::{
     route, AttachPolicy, AttachRequest, Route, TermSize, EXECUTE_COMMAND_TIMEOUT, MAX_DIMENSION,
 };
+
+#[cfg(test)]
+mod tests;

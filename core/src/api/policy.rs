@@ -188,6 +188,7 @@ pub fn check_body_len(head: &RequestHead, policy: &Policy) -> Result<usize, ApiE
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::http::Method;

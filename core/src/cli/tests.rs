@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use super::*;
 
 fn parse(args: &[&str]) -> Result<Config, CliExit> {
