@@ -32,10 +32,15 @@ pub struct SpawnOptions {
 }
 
 impl SpawnOptions {
-    /// Options for `program` with no arguments and every other field at its default.
+    /// Options for `program` with no arguments, 80x24, and the environment switches
+    /// applied: `slave_open` from [`SlaveOpen::from_env`] (`AXS_PTY_PEER=1`) and
+    /// `fd_sweep` from [`FdSweep::from_env`] (`AXS_PTY_NO_CLOSE_RANGE=1`).
+    /// (`SpawnOptions::default()` ignores the environment.)
     pub fn new(program: impl Into<OsString>) -> SpawnOptions {
         SpawnOptions {
             program: program.into(),
+            slave_open: SlaveOpen::from_env(),
+            fd_sweep: FdSweep::from_env(),
             ..SpawnOptions::default()
         }
     }
@@ -46,7 +51,9 @@ impl SpawnOptions {
 pub struct Spawned {
     /// The child's process id; reap it with `wait_blocking` or `try_wait`.
     pub pid: u32,
-    /// The pty master, close-on-exec and blocking (see `set_nonblocking`).
+    /// The pty master, close-on-exec and blocking (see `set_nonblocking`). Reads
+    /// fail with EIO once no process holds the terminal; closing it hangs up the
+    /// session (the kernel sends SIGHUP to the child).
     pub master: OwnedFd,
 }
 

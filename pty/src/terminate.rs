@@ -86,9 +86,12 @@ fn kill_until_gone(pid: u32) -> io::Result<()> {
     }
 }
 
+/// Refuses 0 and 1 besides out-of-range values: `kill(-1, sig)` would signal every
+/// process we may signal, and `kill(-0, sig)` our own group. No child is ever either.
 fn to_pid(pid: u32) -> io::Result<Pid> {
     i32::try_from(pid)
         .ok()
+        .filter(|&raw| raw > 1)
         .and_then(Pid::from_raw)
         .ok_or_else(|| io::Error::from(Errno::INVAL))
 }
@@ -126,7 +129,7 @@ fn session_groups(sid: Pid) -> Option<Vec<Pid>> {
         };
         if let Some(member) = parse_stat(&stat) {
             if member.session == sid.as_raw_nonzero().get() && member.live {
-                if let Some(pgrp) = Pid::from_raw(member.pgrp) {
+                if let Some(pgrp) = Pid::from_raw(member.pgrp).filter(|_| member.pgrp > 1) {
                     if !groups.contains(&pgrp) {
                         groups.push(pgrp);
                     }
@@ -178,5 +181,15 @@ mod tests {
         let zombie = "7 (sh) Z 1 7 7 0 -1";
         assert_eq!(parse_stat(zombie).map(|f| f.live), Some(false));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn refuses_pids_that_would_widen_a_kill() {
+        for pid in [0, 1, u32::MAX] {
+            assert!(hangup_group(pid).is_err());
+            assert!(kill_group(pid).is_err());
+            assert!(terminate(pid, Duration::ZERO).is_err());
+            assert!(!group_alive(pid));
+        }
     }
 }
