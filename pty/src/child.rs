@@ -18,7 +18,8 @@ pub enum FdSweep {
     Auto,
     /// Test switch: walk `/proc/self/fd` (falling back to [`FdSweep::LimitLoop`]).
     ProcWalk,
-    /// Test switch: `fcntl` every descriptor below the soft `RLIMIT_NOFILE`.
+    /// Test switch: `fcntl` every descriptor below the soft `RLIMIT_NOFILE` (capped at
+    /// 2^20; misses only descriptors opened before the limit was lowered).
     LimitLoop,
 }
 
