@@ -18,7 +18,7 @@
 //! | `GET /` | [`Route::Index`] | [`index`] |
 //! | `OPTIONS` any known path | [`Route::Preflight`] (no token needed) | [`preflight`]: 204 |
 //! | `POST /terminals` `{"cols","rows"}` | [`Route::CreateTerminal`] | [`created`]: the pid as text |
-//! | `GET /terminals/{id}` + WebSocket upgrade | [`Route::Attach`] | [`websocket_accept`]: 101 |
+//! | `GET /terminals/{id}` + WebSocket upgrade | [`Route::Attach`] | 404 if unknown, else [`AttachRequest::accept`]: 101 |
 //! | `POST /terminals/{id}/resize` `{"cols","rows"}` | [`Route::Resize`] | [`success`] |
 //! | `POST /terminals/{id}/terminate`, any body | [`Route::Terminate`] / [`Route::TerminateUnknown`] | [`success`] |
 //! | `POST /execute-command` `{"command","cwd"?,"u_cwd"?}` | [`Route::ExecuteCommand`] | [`command_output`] / [`command_failed`] |
@@ -56,6 +56,7 @@ pub use respond::{
 };
 pub use route::{
     route, AttachPolicy, AttachRequest, Route, TermSize, EXECUTE_COMMAND_TIMEOUT, MAX_DIMENSION,
+    MAX_MESSAGE,
 };
 
 #[cfg(test)]

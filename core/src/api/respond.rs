@@ -120,14 +120,19 @@ pub fn websocket_accept(head: &RequestHead) -> Result<Response, ApiError> {
     if head.header("sec-websocket-version") != Some("13") {
         return Err(ApiError::UnsupportedWebSocketVersion);
     }
-    Ok(Response::empty(101).with_headers([
+    Ok(switching_protocols(key))
+}
+
+/// The 101 answer for a client key.
+pub(crate) fn switching_protocols(key: &str) -> Response {
+    Response::empty(101).with_headers([
         ("Upgrade".to_string(), "websocket".to_string()),
         ("Connection".to_string(), "Upgrade".to_string()),
         (
             "Sec-WebSocket-Accept".to_string(),
             websocket_accept_key(key),
         ),
-    ]))
+    ])
 }
 
 /// `Sec-WebSocket-Accept` for a client key: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2).

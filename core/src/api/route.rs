@@ -18,6 +18,10 @@ pub const MAX_DIMENSION: u16 = 1000;
 /// How long an `execute-command` may run before it is killed (as in axs 0.2).
 pub const EXECUTE_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Largest WebSocket message a client may send (input: keystrokes, pastes): 1 MiB.
+/// Runtimes configure their WebSocket layer with it; a larger paste arrives in pieces.
+pub const MAX_MESSAGE: usize = 1024 * 1024;
+
 /// A terminal size in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TermSize {
@@ -25,6 +29,13 @@ pub struct TermSize {
     pub cols: u16,
     /// Rows, `1..=MAX_DIMENSION`.
     pub rows: u16,
+}
+
+impl Default for TermSize {
+    /// 80x24, the classic terminal.
+    fn default() -> TermSize {
+        TermSize { cols: 80, rows: 24 }
+    }
 }
 
 /// How a client shares its session with other clients (DESIGN.md "Attach policies").
@@ -73,6 +84,13 @@ pub struct AttachRequest {
     pub key: String,
 }
 
+impl AttachRequest {
+    /// The `101 Switching Protocols` answer for this request (the headers were checked by [`route`]).
+    pub fn accept(&self) -> crate::http::Response {
+        super::respond::switching_protocols(&self.key)
+    }
+}
+
 /// What a request asks the server to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -88,7 +106,7 @@ pub enum Route {
         size: TermSize,
     },
     /// `GET /terminals/{id}` with a WebSocket upgrade: look the session up (404 if
-    /// unknown), answer [`super::websocket_accept`], attach.
+    /// unknown), answer [`AttachRequest::accept`], attach.
     Attach(AttachRequest),
     /// `POST /terminals/{id}/resize`: resize, answer [`super::success`].
     Resize {

@@ -492,6 +492,15 @@ fn websocket_accept_answer() {
 }
 
 #[test]
+fn attach_request_accepts_like_websocket_accept() {
+    let h = head("GET /terminals/1", WS);
+    let Ok(Route::Attach(request)) = route(&h, b"", &policy()) else {
+        panic!("not an attach");
+    };
+    assert_eq!(Ok(request.accept()), websocket_accept(&h));
+}
+
+#[test]
 fn websocket_accept_errors() {
     assert_eq!(
         websocket_accept(&head("GET /terminals/1", ""))
