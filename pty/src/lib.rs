@@ -13,6 +13,7 @@
 //! `/proc/self/fd` instead ([`FdSweep::from_env`], meant for tests).
 
 mod child;
+pub mod host;
 pub mod logging;
 mod pty;
 pub mod ready_pipe;

@@ -1,0 +1,287 @@
+//! Start-up helpers both runtimes share: the login shell, the home directory, the LAN
+//! address, binding the listener, the ready-pipe outcome, and exit statuses as the core
+//! wants them.
+//!
+//! No policy lives here: what to do is decided by the core; this is how to ask the OS.
+//! Nothing here sends network traffic.
+
+use std::ffi::{CStr, OsString};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::ready_pipe::{self, DEFAULT_READY_TIMEOUT};
+use crate::status::{signal_name, ExitStatus};
+
+/// The shell used when neither `$SHELL` nor the user database names a usable one.
+pub const FALLBACK_SHELL: &str = "/bin/sh";
+
+/// The user's login shell and the arguments that start it as a login shell:
+/// `$SHELL`, else the shell of the user database entry, else `/bin/sh`; with `-l`
+/// (understood by bash, zsh, fish, dash, busybox ash, mksh and ksh).
+pub fn login_shell() -> (PathBuf, Vec<OsString>) {
+    let from_env = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let program = from_env
+        .filter(|p| is_executable(p))
+        .or_else(|| passwd_field(Field::Shell).map(PathBuf::from))
+        .filter(|p| is_executable(p))
+        .unwrap_or_else(|| PathBuf::from(FALLBACK_SHELL));
+    (program, vec![OsString::from("-l")])
+}
+
+/// The user's home directory: `$HOME`, else the user database entry, else `/`.
+pub fn home_dir() -> String {
+    std::env::var("HOME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| passwd_field(Field::Dir).and_then(|d| d.into_string().ok()))
+        .unwrap_or_else(|| String::from("/"))
+}
+
+/// Finds `program` the way `exec` will (a name without `/` is looked up in `PATH`)
+/// and checks that it is an executable file; the error is one line a user can act on.
+pub fn find_program(program: &Path) -> Result<PathBuf, String> {
+    let shown = program.display();
+    if program.as_os_str().is_empty() {
+        return Err(String::from("the program name is empty"));
+    }
+    if program.as_os_str().to_string_lossy().contains('/') {
+        return match std::fs::metadata(program) {
+            Ok(meta) if meta.is_dir() => Err(format!("{shown} is a directory, not a program")),
+            Ok(_) if is_executable(program) => Ok(program.to_path_buf()),
+            Ok(_) => Err(format!("{shown} is not executable")),
+            Err(e) => Err(format!("cannot run {shown}: {}", plain(&e))),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| format!("program {shown} not found in PATH"))
+}
+
+/// True for a regular file with an execute bit (a cheap check; `exec` has the last word).
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[derive(Clone, Copy)]
+enum Field {
+    Shell,
+    Dir,
+}
+
+/// A field of the current user's entry in the user database (`getpwuid_r`).
+fn passwd_field(field: Field) -> Option<OsString> {
+    let uid = rustix::process::getuid().as_raw();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: an all-zero passwd is a valid value of a plain C struct; getpwuid_r fills it.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf outlives every use of `entry`'s
+    // string pointers, which point into it.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    let ptr = match field {
+        Field::Shell => entry.pw_shell,
+        Field::Dir => entry.pw_dir,
+    };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so the field is a NUL-terminated string inside `buf`.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes().to_vec();
+    (!bytes.is_empty()).then(|| OsString::from_vec(bytes))
+}
+
+/// The first IPv4 address of an interface that is up and is not loopback
+/// (`getifaddrs`; no traffic is sent).
+pub fn lan_address() -> io::Result<IpAddr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `list`, freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cursor = list;
+    while !cursor.is_null() {
+        // SAFETY: `cursor` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cursor };
+        cursor = ifa.ifa_next;
+        let flags = ifa.ifa_flags;
+        let up = flags & libc::IFF_UP as libc::c_uint != 0;
+        let loopback = flags & libc::IFF_LOOPBACK as libc::c_uint != 0;
+        if !up || loopback || ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr of the family it names.
+        let family = unsafe { (*ifa.ifa_addr).sa_family };
+        if i32::from(family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: the family is AF_INET, so the address is a sockaddr_in.
+        let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
+        let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+        if !ip.is_loopback() && !ip.is_unspecified() {
+            found = Some(IpAddr::V4(ip));
+            break;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once; no reference outlives it.
+    unsafe { libc::freeifaddrs(list) };
+    found.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            "no network interface with an IPv4 address is up (besides loopback)",
+        )
+    })
+}
+
+/// Binds a TCP listener on `ip:port` (close-on-exec, `SO_REUSEADDR`), with an error
+/// message that names the problem: "port 8767 is already in use".
+pub fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr).map_err(|e| {
+        let text = match e.kind() {
+            io::ErrorKind::AddrInUse => format!("port {port} is already in use"),
+            io::ErrorKind::AddrNotAvailable => {
+                format!("address {ip} does not belong to this machine")
+            }
+            io::ErrorKind::PermissionDenied => {
+                format!("not allowed to listen on port {port} (ports below 1024 need privileges)")
+            }
+            _ => format!("cannot listen on {addr}: {}", plain(&e)),
+        };
+        io::Error::new(e.kind(), text)
+    })
+}
+
+/// Start-up succeeded: writes `READY` to the ready pipe when `AXS_READY_PIPE` is set.
+/// A pipe that cannot take it (not a FIFO, no reader in time) ends the process with
+/// status 1 after saying why on stderr.
+pub fn ready() {
+    let Some(path) = ready_pipe::path_from_env() else {
+        return;
+    };
+    if let Err(e) = ready_pipe::signal_ready(&path, DEFAULT_READY_TIMEOUT) {
+        log::error!("{e}");
+        eprintln!("axs: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Start-up failed: tells the ready pipe (`ERROR <reason>`, when `AXS_READY_PIPE` is
+/// set), prints `axs: <reason>` on stderr and exits with status 1.
+pub fn fail_startup(reason: &str) -> ! {
+    announce_failure(reason);
+    eprintln!("axs: {reason}");
+    std::process::exit(1);
+}
+
+/// Writes `ERROR <reason>` to the ready pipe when `AXS_READY_PIPE` is set, so a waiting
+/// reader never hangs; a pipe failure is reported on stderr. For exits that print
+/// their own message (usage errors).
+pub fn announce_failure(reason: &str) {
+    log::error!("start-up failed: {reason}");
+    if let Some(path) = ready_pipe::path_from_env() {
+        if let Err(e) = ready_pipe::signal_error(&path, reason, DEFAULT_READY_TIMEOUT) {
+            eprintln!("axs: {e}");
+        }
+    }
+}
+
+/// An exit status as the core's exit message has it: `(Some(code), None)` or
+/// `(None, Some("SIGKILL"))` (an unnamed signal is `SIG<n>`).
+pub fn exit_fields(status: ExitStatus) -> (Option<i32>, Option<String>) {
+    match status {
+        ExitStatus::Code(code) => (Some(code), None),
+        ExitStatus::Signal(sig) => (
+            None,
+            Some(signal_name(sig).map_or_else(|| format!("SIG{sig}"), String::from)),
+        ),
+    }
+}
+
+/// The error text without std's " (os error N)" suffix.
+fn plain(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_shell_is_executable_with_login_flag() {
+        let (program, args) = login_shell();
+        assert!(is_executable(&program), "{}", program.display());
+        assert_eq!(args, vec![OsString::from("-l")]);
+    }
+
+    #[test]
+    fn home_is_not_empty() {
+        assert!(!home_dir().is_empty());
+    }
+
+    #[test]
+    fn finds_programs() {
+        assert!(find_program(Path::new("sh")).is_ok());
+        assert!(find_program(Path::new("/bin/sh")).is_ok());
+        let missing = find_program(Path::new("no-such-program-axs")).unwrap_err();
+        assert_eq!(missing, "program no-such-program-axs not found in PATH");
+        let dir = find_program(Path::new("/")).unwrap_err();
+        assert_eq!(dir, "/ is a directory, not a program");
+        let gone = find_program(Path::new("/no/such/x")).unwrap_err();
+        assert_eq!(gone, "cannot run /no/such/x: No such file or directory");
+    }
+
+    #[test]
+    fn port_in_use_is_named() {
+        let first = bind_listener(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let err = bind_listener(IpAddr::V4(Ipv4Addr::LOCALHOST), port).unwrap_err();
+        assert_eq!(err.to_string(), format!("port {port} is already in use"));
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn lan_address_is_not_loopback() {
+        // Containers may have no interface besides loopback: then the error says so.
+        match lan_address() {
+            Ok(ip) => assert!(!ip.is_loopback()),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
+        }
+    }
+
+    #[test]
+    fn exit_fields_name_signals() {
+        assert_eq!(exit_fields(ExitStatus::Code(7)), (Some(7), None));
+        assert_eq!(
+            exit_fields(ExitStatus::Signal(9)),
+            (None, Some(String::from("SIGKILL")))
+        );
+        assert_eq!(
+            exit_fields(ExitStatus::Signal(99)),
+            (None, Some(String::from("SIG99")))
+        );
+    }
+}
