@@ -158,7 +158,7 @@ impl fmt::Display for ApiError {
                 f,
                 "too many terminal sessions (limit: {limit}); terminate one or raise --max-sessions"
             ),
-            ApiError::ShuttingDown => write!(f, "the server is shutting down"),
+            ApiError::ShuttingDown => f.write_str("the server is shutting down"),
         }
     }
 }
@@ -199,6 +199,7 @@ mod tests {
             (ApiError::HeadTooLarge, 431),
             (ApiError::SpawnFailed("x".into()), 500),
             (ApiError::TooManySessions { limit: 64 }, 503),
+            (ApiError::ShuttingDown, 503),
         ];
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err}");
