@@ -1,1 +1,112 @@
 //! Conformance cases for axs servers, driven over 127.0.0.1 only.
+//!
+//! The suite is a library of cases, each a plain `fn(&Path)` taking the server binary and
+//! panicking with a precise message on failure. A runtime runs all of them from its
+//! integration tests with one line:
+//!
+//! ```ignore
+//! axs_conformance::conformance_tests!(env!("CARGO_BIN_EXE_axs"));
+//! ```
+//!
+//! which expands to one `#[test]` per case, named after the case. The harness talks to the
+//! binary only through loopback sockets, a ready FIFO and `/proc`. Set `AXS_TEST_LOG` to pass
+//! a `RUST_LOG` filter to the servers; their stderr tail is printed when a case fails.
+
+pub mod cases;
+pub mod control;
+pub mod http;
+pub mod procfs;
+pub mod server;
+pub mod text;
+pub mod ws;
+
+/// Calls `$crate::$callback!{ ($($args)*) case, case, ... }` with the name of every case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_cases {
+    ($callback:ident ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
+            editor_client_contract,
+            http_status_and_root,
+            http_create_errors,
+            http_methods_and_paths,
+            http_oversized_body,
+            http_resize,
+            http_terminate_any_body,
+            http_execute_command,
+            http_cors_preflight,
+            ws_unknown_id_404,
+            ws_bad_frames,
+            replay_exact,
+            resume_since,
+            replay_hygiene,
+            replay_hygiene_small,
+            reconnect_storm_shared,
+            reconnect_storm_takeover,
+            reconnect_storm_takeover_query,
+            slow_client_32mib,
+            stalled_client,
+            exit_code_7,
+            exit_sigkill,
+            exit_sigterm,
+            after_exit_reconnect,
+            origin_checks,
+            origin_allow_any,
+            token_required,
+            token_from_env,
+            child_fds,
+            child_fds_pty_peer,
+            ready_after_listen,
+            ready_pipe_regular_file,
+            ready_pipe_no_reader,
+            ready_pipe_port_in_use,
+            ready_pipe_bad_flag,
+            terminate_kills_group,
+            sessions_200,
+            sigkill_server,
+            shutdown_sigterm,
+        }
+    };
+}
+
+/// Expands to one `#[test] fn` per case, each running that case against the binary `$bin`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($bin:expr) => {
+        $crate::__with_cases! { __gen_tests ($bin) }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gen_tests {
+    (($bin:expr) $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::cases::$name(::std::path::Path::new($bin));
+            }
+        )*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gen_table {
+    (() $($name:ident),* $(,)?) => {
+        &[$((stringify!($name), $crate::cases::$name as fn(&::std::path::Path))),*]
+    };
+}
+
+/// A case: takes the server binary, panics with a message on failure.
+pub type Case = fn(&std::path::Path);
+
+/// Every case with its name, in a stable order.
+pub fn cases() -> &'static [(&'static str, Case)] {
+    __with_cases! { __gen_table () }
+}
+
+/// The names of every case.
+pub fn case_names() -> Vec<&'static str> {
+    cases().iter().map(|(n, _)| *n).collect()
+}

@@ -1,0 +1,104 @@
+//! What the suite reads from /proc about the server and its sessions.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+/// The process's state letter (`R`, `S`, `Z`...), `None` when it does not exist.
+pub fn state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().next()?.chars().next()
+}
+
+/// The process group of `pid`.
+pub fn pgid(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn running(pid: u32) -> bool {
+    matches!(state(pid), Some(s) if s != 'Z' && s != 'X')
+}
+
+/// The process's command name (`/proc/PID/comm`, trimmed).
+pub fn comm(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The open descriptor numbers of `pid`, sorted.
+pub fn fds(pid: u32) -> Result<Vec<u32>, String> {
+    let dir =
+        fs::read_dir(format!("/proc/{pid}/fd")).map_err(|e| format!("/proc/{pid}/fd: {e}"))?;
+    let mut v: Vec<u32> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// Each descriptor of `pid` with its target, for failure messages.
+pub fn fd_targets(pid: u32) -> Vec<String> {
+    fds(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|fd| {
+            let t = fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            format!("{fd} -> {t}")
+        })
+        .collect()
+}
+
+/// The `Threads:` count from /proc/PID/status.
+pub fn threads(pid: u32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Every pid whose process group is `pgid`.
+pub fn group_members(pgid_wanted: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|&p| pgid(p) == Some(pgid_wanted) && running(p))
+        .collect()
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until none of `pids` is running (zombies count as gone); returns the survivors.
+pub fn wait_gone(pids: &[u32], timeout: Duration) -> Vec<u32> {
+    poll(timeout, || pids.iter().all(|&p| !running(p)));
+    pids.iter().copied().filter(|&p| running(p)).collect()
+}
+
+/// A description of `pids` (state and command) for failure messages.
+pub fn describe(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|&p| format!("{p} ({:?} {:?})", comm(p), state(p)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
