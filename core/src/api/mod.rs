@@ -24,7 +24,7 @@
 //! | `POST /execute-command` `{"command","cwd"?,"u_cwd"?}` | [`Route::ExecuteCommand`] | [`command_output`] / [`command_failed`] |
 //!
 //! `cols` and `rows` are numbers or numeric strings (surrounding spaces allowed), each
-//! in `1..=1000` ([`MAX_DIMENSION`]). Session ids are decimal `u32` (the child's pid);
+//! in `1..=1000` ([`MAX_DIMENSION`]). Session ids are decimal `u32` above 1 (the child's pid);
 //! anything else in an id position is 404, except for terminate, which answers 2xx for
 //! any id because a client shows an error dialog otherwise (CLIENTS.md).
 //!

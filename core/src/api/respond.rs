@@ -111,6 +111,11 @@ pub fn answer(
 ///
 /// Errors: not an upgrade (400), no key (400), a version other than 13 (426).
 pub fn websocket_accept(head: &RequestHead) -> Result<Response, ApiError> {
+    upgrade_key(head).map(switching_protocols)
+}
+
+/// The key of a valid WebSocket upgrade request (RFC 6455 §4.2.1).
+pub(crate) fn upgrade_key(head: &RequestHead) -> Result<&str, ApiError> {
     if !head.is_websocket_upgrade() {
         return Err(ApiError::NotAWebSocket);
     }
@@ -120,7 +125,7 @@ pub fn websocket_accept(head: &RequestHead) -> Result<Response, ApiError> {
     if head.header("sec-websocket-version") != Some("13") {
         return Err(ApiError::UnsupportedWebSocketVersion);
     }
-    Ok(switching_protocols(key))
+    Ok(key)
 }
 
 /// The 101 answer for a client key.

@@ -185,10 +185,13 @@ impl Endpoint {
     }
 }
 
-/// A session id: decimal digits that fit a `u32`.
+/// A session id: decimal digits that fit a `u32`. 0 and 1 are refused: they are never
+/// a child's pid (1 is init, or this server in a container), and a runtime must never be
+/// handed one it could turn into `kill(-1)` or `kill(0)`.
 fn parse_id(s: &str) -> Option<u32> {
     let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits.then(|| s.parse().ok()).flatten()
+    let id: Option<u32> = digits.then(|| s.parse().ok()).flatten();
+    id.filter(|id| *id > 1)
 }
 
 /// Routes a request: the full table of the module docs, with every policy check.
@@ -229,15 +232,7 @@ pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, 
 
 /// Builds the attach request from the upgrade headers and the query.
 fn attach_request(head: &RequestHead, id: u32) -> Result<AttachRequest, ApiError> {
-    if !head.is_websocket_upgrade() {
-        return Err(ApiError::NotAWebSocket);
-    }
-    let key = head
-        .websocket_key()
-        .ok_or_else(|| ApiError::MalformedRequest("missing Sec-WebSocket-Key".into()))?;
-    if head.header("sec-websocket-version") != Some("13") {
-        return Err(ApiError::UnsupportedWebSocketVersion);
-    }
+    let key = super::respond::upgrade_key(head)?;
     let since = head.query_param("since").map(parse_since).transpose()?;
     let control = head.query_param("control").map(parse_flag).transpose()?;
     let policy = head

@@ -172,28 +172,39 @@ fn attach_route() {
 
 #[test]
 fn attach_errors() {
-    assert_eq!(status_of("GET /terminals/1?since=-1", WS, ""), 400);
-    assert!(message_of("GET /terminals/1?since=x", WS, "").contains("since"));
-    assert!(message_of("GET /terminals/1?attach=steal", WS, "").contains("attach"));
-    assert!(message_of("GET /terminals/1?control=maybe", WS, "").contains("control"));
+    assert_eq!(status_of("GET /terminals/7?since=-1", WS, ""), 400);
+    assert!(message_of("GET /terminals/7?since=x", WS, "").contains("since"));
+    assert!(message_of("GET /terminals/7?attach=steal", WS, "").contains("attach"));
+    assert!(message_of("GET /terminals/7?control=maybe", WS, "").contains("control"));
     // Not an upgrade: 400, with a message saying what is missing.
     assert_eq!(
-        route_of("GET /terminals/1", "", ""),
+        route_of("GET /terminals/7", "", ""),
         Err(ApiError::NotAWebSocket)
     );
     let no_key = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
-    assert_eq!(status_of("GET /terminals/1", no_key, ""), 400);
+    assert_eq!(status_of("GET /terminals/7", no_key, ""), 400);
     let old = WS.replace("Version: 13", "Version: 8");
-    assert_eq!(status_of("GET /terminals/1", &old, ""), 426);
+    assert_eq!(status_of("GET /terminals/7", &old, ""), 426);
     // Ids are decimal u32, anything else names no session.
-    for id in ["abc", "-1", "+1", "4294967296", "1.0", "0x10", "%2B1"] {
+    for id in [
+        "abc",
+        "-1",
+        "+1",
+        "4294967296",
+        "1.0",
+        "0x10",
+        "%2B1",
+        "0",
+        "1",
+        "00",
+    ] {
         assert_eq!(
             status_of(&format!("GET /terminals/{id}"), WS, ""),
             404,
             "{id}"
         );
     }
-    assert_eq!(status_of("POST /terminals/1", WS, ""), 405);
+    assert_eq!(status_of("POST /terminals/7", WS, ""), 405);
 }
 
 #[test]
@@ -238,7 +249,7 @@ fn terminate_takes_any_body_and_any_id() {
             "{body:?}"
         );
     }
-    for id in ["abc", "", "99999999999", "-5"] {
+    for id in ["abc", "", "99999999999", "-5", "0", "1"] {
         assert_eq!(
             route_of(&format!("POST /terminals/{id}/terminate"), "", "junk"),
             Ok(Route::TerminateUnknown),
@@ -295,8 +306,8 @@ fn unknown_paths_are_404() {
     for path in [
         "/nope",
         "/status/x",
-        "/terminals/1/2",
-        "/terminals/1/resize/x",
+        "/terminals/7/2",
+        "/terminals/7/resize/x",
         "//status",
         "/Status",
     ] {
@@ -321,29 +332,29 @@ fn origin_policy_on_upgrades_and_posts() {
     for origin in allowed {
         let headers = format!("{WS}{origin}");
         assert!(
-            route_of("GET /terminals/1", &headers, "").is_ok(),
+            route_of("GET /terminals/7", &headers, "").is_ok(),
             "{origin}"
         );
         assert!(
-            route_of("POST /terminals/1/terminate", origin, "").is_ok(),
+            route_of("POST /terminals/7/terminate", origin, "").is_ok(),
             "{origin}"
         );
     }
     let evil = "Origin: https://evil.example\r\n";
     assert_eq!(
-        status_of("GET /terminals/1", &format!("{WS}{evil}"), ""),
+        status_of("GET /terminals/7", &format!("{WS}{evil}"), ""),
         403
     );
     assert_eq!(
         status_of("POST /terminals", evil, r#"{"cols":1,"rows":1}"#),
         403
     );
-    assert_eq!(status_of("POST /terminals/1/terminate", evil, ""), 403);
+    assert_eq!(status_of("POST /terminals/7/terminate", evil, ""), 403);
     assert_eq!(
         status_of("POST /execute-command", evil, r#"{"command":"id"}"#),
         403
     );
-    assert!(message_of("POST /terminals/1/terminate", evil, "").contains("https://evil.example"));
+    assert!(message_of("POST /terminals/7/terminate", evil, "").contains("https://evil.example"));
     let open = Policy {
         allow_any_origin: true,
         ..policy()
@@ -446,7 +457,7 @@ fn preflight_from_a_foreign_origin_is_refused() {
 
 #[test]
 fn answers_carry_cors_for_allowed_origins() {
-    let h = head("POST /terminals/1/resize", "Origin: https://localhost\r\n");
+    let h = head("POST /terminals/7/resize", "Origin: https://localhost\r\n");
     let ok = answer(Some(&h), &policy(), Ok(success()));
     assert_eq!(
         ok.header("access-control-allow-origin"),
@@ -472,7 +483,7 @@ fn answers_carry_cors_for_allowed_origins() {
 #[test]
 fn websocket_accept_answer() {
     let h = head(
-        "GET /terminals/1",
+        "GET /terminals/7",
         &format!("{WS}Origin: https://localhost\r\n"),
     );
     let response = answer(Some(&h), &policy(), websocket_accept(&h));
@@ -493,7 +504,7 @@ fn websocket_accept_answer() {
 
 #[test]
 fn attach_request_accepts_like_websocket_accept() {
-    let h = head("GET /terminals/1", WS);
+    let h = head("GET /terminals/7", WS);
     let Ok(Route::Attach(request)) = route(&h, b"", &policy()) else {
         panic!("not an attach");
     };
@@ -503,13 +514,13 @@ fn attach_request_accepts_like_websocket_accept() {
 #[test]
 fn websocket_accept_errors() {
     assert_eq!(
-        websocket_accept(&head("GET /terminals/1", ""))
+        websocket_accept(&head("GET /terminals/7", ""))
             .unwrap_err()
             .status(),
         400
     );
     let old = WS.replace("Version: 13", "Version: 12");
-    let err = websocket_accept(&head("GET /terminals/1", &old)).unwrap_err();
+    let err = websocket_accept(&head("GET /terminals/7", &old)).unwrap_err();
     assert_eq!(err.status(), 426);
     assert_eq!(
         err.error_response(&[]).header("sec-websocket-version"),
