@@ -140,10 +140,10 @@ pub struct CliExit {
 }
 
 impl CliExit {
-    /// A usage error with the conventional exit code 2.
+    /// A usage error: one line on stderr, exit code 2 (the convention clap follows too).
     fn usage(message: impl fmt::Display) -> CliExit {
         CliExit {
-            message: format!("error: {message}\n\nFor more information, try '--help'.\n"),
+            message: format!("error: {message} (see 'axs --help')\n"),
             to_stdout: false,
             code: 2,
         }
@@ -151,11 +151,30 @@ impl CliExit {
 }
 
 impl From<clap::Error> for CliExit {
+    /// Help and version as clap renders them; errors reduced to their first line, so a
+    /// client that shows the server's stderr in a terminal shows one clear line.
     fn from(err: clap::Error) -> CliExit {
+        let rendered = err.render().to_string();
+        if !err.use_stderr() {
+            return CliExit {
+                message: rendered,
+                to_stdout: true,
+                code: err.exit_code(),
+            };
+        }
+        let first = rendered
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("error");
+        let mut reason = first.strip_prefix("error: ").unwrap_or(first).to_string();
+        // A bad `--attach` value: the choices are worth the rest of the line.
+        if let Some(choices) = rendered.lines().find(|l| l.contains("possible values")) {
+            reason.push(' ');
+            reason.push_str(choices.trim());
+        }
         CliExit {
-            message: err.render().to_string(),
-            to_stdout: !err.use_stderr(),
             code: err.exit_code(),
+            ..CliExit::usage(reason)
         }
     }
 }
@@ -223,7 +242,7 @@ struct Args {
     /// Seconds a client may read nothing before it stops holding the program back
     /// (it is not disconnected; it resumes from newer output)
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = parse_stall_timeout)]
     stall_timeout: u64,
 }
 
@@ -314,7 +333,15 @@ fn parse_size(value: &str) -> Result<usize, String> {
 fn parse_max_sessions(value: &str) -> Result<usize, String> {
     match value.trim().parse::<usize>() {
         Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number from 1 to 10000, got {value:?}")),
+        _ => Err("expected a number from 1 to 10000".into()),
+    }
+}
+
+/// Parses `--stall-timeout`: whole seconds, at least 1.
+fn parse_stall_timeout(value: &str) -> Result<u64, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected whole seconds, at least 1".into()),
     }
 }
 

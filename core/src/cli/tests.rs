@@ -15,6 +15,9 @@ fn error(args: &[&str]) -> CliExit {
     let exit = parse(args).unwrap_err();
     assert!(!exit.to_stdout, "{exit:?}");
     assert_eq!(exit.code, 2, "{exit:?}");
+    assert_eq!(exit.message.lines().count(), 1, "one line: {exit:?}");
+    assert!(exit.message.starts_with("error: "), "{exit:?}");
+    assert!(exit.message.ends_with("(see 'axs --help')\n"), "{exit:?}");
     exit
 }
 
@@ -137,7 +140,12 @@ fn attach_policy() {
         AttachPolicy::Takeover
     );
     assert_eq!(config(&["--attach", "shared"]).attach, AttachPolicy::Shared);
-    error(&["--attach", "steal"]);
+    let exit = error(&["--attach", "steal"]);
+    assert!(
+        exit.message.contains("shared, takeover"),
+        "{}",
+        exit.message
+    );
 }
 
 #[test]
