@@ -229,11 +229,11 @@ fn has_token(value: &str, token: &str) -> bool {
 }
 
 impl RequestHead {
-    /// The first value of header `name` (give it in lowercase).
+    /// The first value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
@@ -509,7 +509,9 @@ mod tests {
     #[test]
     fn header_names_are_lowercased_and_values_trimmed() {
         let (head, _) = complete("GET / HTTP/1.1\r\nX-Axs-Token:   abc  \r\n\r\n");
+        assert_eq!(head.headers[0].0, "x-axs-token");
         assert_eq!(head.header("x-axs-token"), Some("abc"));
+        assert_eq!(head.header("X-Axs-Token"), Some("abc"));
     }
 
     #[test]
