@@ -301,7 +301,7 @@ fn parse_size(body: &[u8]) -> Result<TermSize, ApiError> {
 }
 
 /// One of `cols`/`rows`: a number or a numeric string (spaces trimmed), in `1..=MAX_DIMENSION`.
-pub(crate) fn dimension(map: &Map<String, Value>, field: &'static str) -> Result<u16, ApiError> {
+fn dimension(map: &Map<String, Value>, field: &'static str) -> Result<u16, ApiError> {
     let invalid = |problem: String| ApiError::InvalidField { field, problem };
     let range = || format!("must be between 1 and {MAX_DIMENSION}");
     let number: f64 = match map.get(field) {
