@@ -6,7 +6,9 @@
 //!   with no other keys (clients B prints it verbatim);
 //! - control messages (only clients that opted in with `?since=N`): any JSON object with a
 //!   string `type` other than `"exit"`, e.g. an attach or offset notice; their content is not
-//!   checked by the suite.
+//!   checked by the suite, except [`attached`]: if an opted-in client gets
+//!   `{"type":"attached","data":{"offset":N,"resumed":B,...}}`, a resume from an offset the ring
+//!   holds must say `resumed: true` and `offset` equal to the `since` value.
 
 use serde_json::Value;
 
@@ -84,6 +86,24 @@ fn keys(obj: &serde_json::Map<String, Value>) -> Vec<&str> {
     let mut k: Vec<&str> = obj.keys().map(|s| s.as_str()).collect();
     k.sort_unstable();
     k
+}
+
+/// The `(offset, resumed)` of the first `attached` control message among `texts`, if any.
+pub fn attached<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Option<(Option<u64>, Option<bool>)> {
+    texts.into_iter().find_map(|t| {
+        let v: Value = serde_json::from_str(t).ok()?;
+        if v.get("type")?.as_str()? != "attached" {
+            return None;
+        }
+        let data = v.get("data");
+        let offset = data.and_then(|d| d.get("offset")).and_then(|o| o.as_u64());
+        let resumed = data
+            .and_then(|d| d.get("resumed"))
+            .and_then(|r| r.as_bool());
+        Some((offset, resumed))
+    })
 }
 
 /// The query that opts a client in to resuming from `offset` (and to control messages).

@@ -5,7 +5,7 @@ use std::path::Path;
 use super::{sh_script, OrFail, EVENT};
 use crate::control;
 use crate::server::{Server, TempDir};
-use crate::text::{check_numbered, find, mode_on, show_tail};
+use crate::text::{check_numbered, find, first_difference, mode_on, show_tail, strip_escapes};
 use crate::ws::Ws;
 
 /// A program that prints `line N` on demand: input `nK` prints the next K lines then `mark I`.
@@ -32,6 +32,38 @@ fn start_lines(bin: &Path, dir: &TempDir) -> (Server, u32) {
 fn more_lines(ws: &mut Ws, n: u64, until: u64) {
     ws.send_text(&format!("n{n}\r")).or_fail();
     ws.wait_for(&format!("mark {until}\r\n"), EVENT).or_fail();
+}
+
+/// The exact text the lines program prints for these batches (marks included).
+fn expected_text(batches: &[u64]) -> String {
+    let mut out = String::from("START\r\n");
+    let mut i = 0;
+    for b in batches {
+        for n in i..i + b {
+            out.push_str(&format!("line {n}\r\n"));
+        }
+        i += b;
+        out.push_str(&format!("mark {i}\r\n"));
+    }
+    out
+}
+
+/// Asserts that `got`, escape sequences aside, is exactly `want` (a replay may add a state
+/// prefix of escape sequences, nothing else).
+fn assert_text(what: &str, got: &[u8], want: &str) {
+    let clean = strip_escapes(got);
+    if clean != want.as_bytes() {
+        let at = first_difference(&clean, want.as_bytes());
+        let from = at.saturating_sub(40);
+        panic!(
+            "{what}: the stream differs from the program's output at byte {at} (of {} received, {} expected):\n\
+             received around there: {:?}\nexpected around there: {:?}",
+            clean.len(),
+            want.len(),
+            String::from_utf8_lossy(&clean[from..clean.len().min(at + 60)]),
+            &want[from.min(want.len())..want.len().min(at + 60)]
+        );
+    }
 }
 
 fn assert_lines(what: &str, bytes: &[u8], first: u64, end: u64) {
@@ -75,6 +107,11 @@ pub fn replay_exact(bin: &Path) {
     c2.wait_for("mark 400\r\n", EVENT).or_fail();
     more_lines(&mut c2, 100, 500);
     assert_lines("client 2 (replay then live)", &c2.got.binary, 0, 500);
+    assert_text(
+        "client 2 (replay then live)",
+        &c2.got.binary,
+        &expected_text(&[100, 300, 100]),
+    );
     c2.assert_plain().or_fail();
     assert!(
         c2.got.texts.is_empty(),
@@ -91,6 +128,9 @@ pub fn replay_exact(bin: &Path) {
     c3.wait_for("mark 5500\r\n", EVENT).or_fail();
     assert_lines("client 4 (attached during output)", &c4.got.binary, 0, 5500);
     assert_lines("client 3 (attached before)", &c3.got.binary, 0, 5500);
+    let all = expected_text(&[100, 300, 100, 5000]);
+    assert_text("client 4 (attached during output)", &c4.got.binary, &all);
+    assert_text("client 3 (attached before)", &c3.got.binary, &all);
     c4.assert_plain().or_fail();
 }
 
@@ -134,6 +174,30 @@ pub fn resume_since(bin: &Path) {
         show_tail(&c2.got.binary[..c2.got.binary.len().min(200)], 200)
     );
     assert_lines(&c2.label, &c2.got.binary, 100, 310);
+    let all = expected_text(&[100, 200, 10]);
+    let missed = &all[have.min(all.len())..];
+    if c2.got.binary != missed.as_bytes() {
+        assert_text(
+            &format!("{} (a resume: exact bytes, no prefix)", c2.label),
+            &c2.got.binary,
+            missed,
+        );
+        panic!(
+            "{}: a resume must send exactly the missed bytes, without escape sequences added; got {}",
+            c2.label,
+            show_tail(&c2.got.binary[..c2.got.binary.len().min(200)], 200)
+        );
+    }
+    let notice = control::attached(c2.got.texts.iter().map(|(_, t)| t.as_str()));
+    if let Some((offset, resumed)) = notice {
+        assert_eq!(
+            (offset, resumed),
+            (Some(have as u64), Some(true)),
+            "{}: the attached notice must report the resume at offset {have}: {:?}",
+            c2.label,
+            c2.got.texts
+        );
+    }
     for (_, t) in &c2.got.texts {
         assert!(
             control::is_control_message(t),

@@ -41,7 +41,6 @@ struct Report {
     got: Received,
     /// The close frame arrived before this client decided to close.
     server_closed_first: bool,
-    we_closed: bool,
 }
 
 fn spawn_client(mut ws: Ws, index: usize, seed: u64) -> Client {
@@ -61,7 +60,6 @@ fn spawn_client(mut ws: Ws, index: usize, seed: u64) -> Client {
                 return Report {
                     got: ws.got,
                     server_closed_first,
-                    we_closed: true,
                 };
             }
             let alive = ws.pump();
@@ -73,7 +71,6 @@ fn spawn_client(mut ws: Ws, index: usize, seed: u64) -> Client {
                 return Report {
                     got: ws.got,
                     server_closed_first,
-                    we_closed: false,
                 };
             }
         }
@@ -127,6 +124,15 @@ fn storm(bin: &Path, policy: Policy) {
             crate::procfs::poll(EVENT, || c.progress.load(Ordering::Relaxed) > before + 2000);
         assert!(grew, "the newest client (storm client {newest}) stopped receiving live output after the storm");
     }
+    if policy != Policy::Shared {
+        // Give the older clients' close frames time to arrive before stopping everyone.
+        crate::procfs::poll(EVENT, || {
+            open.iter()
+                .filter(|c| c.index != newest)
+                .all(|c| c.handle.is_finished())
+        });
+    }
+    let victims: Vec<usize> = closed_by_us.iter().map(|c| c.index).collect();
     for c in open.iter().chain(closed_by_us.iter()) {
         c.stop.store(true, Ordering::Relaxed);
     }
@@ -138,10 +144,11 @@ fn storm(bin: &Path, policy: Policy) {
         done.push((c.index, r));
     }
     done.sort_by_key(|(i, _)| *i);
-    check_reports(policy, &done, newest);
+    check_reports(policy, &done, newest, &victims);
 }
 
-fn check_reports(policy: Policy, done: &[(usize, Report)], newest: usize) {
+/// `victims` are the clients this test closed during the storm.
+fn check_reports(policy: Policy, done: &[(usize, Report)], newest: usize, victims: &[usize]) {
     let mut with_data = 0;
     for (i, r) in done {
         let what = format!("storm client {i} of {}", newest + 1);
@@ -165,7 +172,7 @@ fn check_reports(policy: Policy, done: &[(usize, Report)], newest: usize) {
                 r.got.close,
                 if takeover { " when this client is the newest" } else { " under the shared policy" }
             );
-        } else if !r.we_closed || r.server_closed_first {
+        } else if !victims.contains(i) || r.server_closed_first {
             let close = r.got.close.as_ref();
             assert!(
                 close.is_some_and(|c| c.code.is_some()),
