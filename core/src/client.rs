@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use crate::frame::CloseReason;
+use crate::frame::{CloseReason, Control};
 use crate::time::Time;
 
 /// A client's number within its session: strictly increasing in attach order.
@@ -75,6 +75,22 @@ impl Client {
                 break;
             }
         }
+    }
+
+    /// The `live` control message, once the replay is over, if the client is owed one.
+    pub fn take_live_announcement(&mut self) -> Option<String> {
+        let done =
+            self.cursor >= self.replay_end && self.prefix.is_empty() && self.drops.is_empty();
+        if !(self.announce_live && done) {
+            return None;
+        }
+        self.announce_live = false;
+        Some(
+            Control::Live {
+                offset: self.cursor,
+            }
+            .to_json(),
+        )
     }
 
     /// Where the next run of contiguous bytes to send must stop (exclusive), given the head.

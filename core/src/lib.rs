@@ -6,5 +6,7 @@ pub mod client;
 pub mod frame;
 pub mod http;
 pub mod ring;
+pub mod server;
+pub mod session;
 pub mod term;
 pub mod time;
