@@ -1,0 +1,247 @@
+//! The server registry: limits, spawn outcomes, routing decisions and timers.
+
+use std::net::SocketAddr;
+
+use axs_core::api::Policy;
+use axs_core::frame::{CloseReason, ExitStatus, Frame};
+use axs_core::http::{parse_head, HeadParse, RequestHead};
+use axs_core::server::{Reply, Server, ServerConfig};
+use axs_core::session::Action;
+use axs_core::time::Time;
+
+fn server(max_sessions: usize) -> Server {
+    let bound: SocketAddr = "127.0.0.1:8767".parse().unwrap();
+    let config = ServerConfig {
+        max_sessions,
+        home: "/home/user".into(),
+        ..ServerConfig::default()
+    };
+    Server::new(config, Policy::new(bound))
+}
+
+fn head(raw: &str) -> RequestHead {
+    match parse_head(raw.as_bytes()).unwrap() {
+        HeadParse::Complete { head, .. } => head,
+        HeadParse::Partial => panic!("incomplete head: {raw}"),
+    }
+}
+
+fn post(path: &str) -> RequestHead {
+    head(&format!("POST {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+}
+
+fn upgrade(path: &str) -> RequestHead {
+    head(&format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ))
+}
+
+fn status(reply: &Reply) -> u16 {
+    match reply {
+        Reply::Respond(r) => r.status,
+        Reply::Upgrade { response, .. } => response.status,
+        other => panic!("not an answer: {other:?}"),
+    }
+}
+
+/// Creates a session with pid `pid` through the API.
+fn create(server: &mut Server, pid: u32) {
+    let body = br#"{"cols":80,"rows":24}"#;
+    let reply = server.request(&post("/terminals"), body, Time::ZERO);
+    let Reply::Spawn(reservation) = reply else {
+        panic!("expected a spawn, got {reply:?}");
+    };
+    assert_eq!((reservation.size().cols, reservation.size().rows), (80, 24));
+    let response = server.spawned(reservation, pid, Time::ZERO);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, pid.to_string().as_bytes());
+}
+
+fn drain(server: &mut Server) -> Vec<(u32, Action)> {
+    std::iter::from_fn(|| server.poll_action()).collect()
+}
+
+#[test]
+fn the_session_limit_answers_503_and_a_failed_spawn_frees_its_slot() {
+    let mut server = server(2);
+    create(&mut server, 100);
+    let Reply::Spawn(reservation) = server.request(
+        &post("/terminals"),
+        br#"{"cols":"80","rows":"24"}"#,
+        Time::ZERO,
+    ) else {
+        panic!("expected a spawn");
+    };
+    // The reservation counts: a third request is refused while the spawn is in progress.
+    let refused = server.request(&post("/terminals"), br#"{"cols":80,"rows":24}"#, Time::ZERO);
+    assert_eq!(status(&refused), 503);
+    let failed = server.spawn_failed(reservation, "No such file or directory: /bin/nope");
+    assert_eq!(failed.status, 500);
+    assert!(String::from_utf8_lossy(&failed.body).contains("/bin/nope"));
+    assert_eq!(server.len(), 1, "a failed spawn registers nothing");
+    create(&mut server, 101);
+    assert_eq!(server.len(), 2);
+}
+
+#[test]
+fn unknown_sessions_are_404_before_the_upgrade_and_terminate_is_always_2xx() {
+    let mut server = server(4);
+    assert_eq!(
+        status(&server.request(&upgrade("/terminals/4242"), b"", Time::ZERO)),
+        404
+    );
+    assert_eq!(
+        status(&server.request(&post("/terminals/4242/terminate"), b"junk", Time::ZERO)),
+        200
+    );
+    assert_eq!(
+        status(&server.request(&post("/terminals/abc/terminate"), b"", Time::ZERO)),
+        200
+    );
+    let resize = server.request(
+        &post("/terminals/4242/resize"),
+        br#"{"cols":80,"rows":24}"#,
+        Time::ZERO,
+    );
+    assert_eq!(status(&resize), 404);
+}
+
+#[test]
+fn attach_output_exit_and_retention_end_in_removal() {
+    let mut server = server(4);
+    create(&mut server, 300);
+    let reply = server.request(&upgrade("/terminals/300"), b"", Time::ZERO);
+    let Reply::Upgrade {
+        response,
+        id,
+        generation,
+    } = reply
+    else {
+        panic!("expected an upgrade");
+    };
+    assert_eq!((response.status, id), (101, 300));
+    server.pty_output(300, b"hello\r\n", Time::ZERO);
+    assert_eq!(
+        server.poll_transmit(300, generation, Time::ZERO),
+        Some(Frame::Binary(b"hello\r\n".to_vec()))
+    );
+    assert_eq!(server.poll_transmit(300, generation, Time::ZERO), None);
+    let t1 = Time::from_millis(10);
+    server.child_exited(300, ExitStatus::Code(7), t1);
+    // Draining: the exit waits for EOF or the grace timer.
+    let deadline = server.poll_timeout().expect("a drain deadline");
+    assert!(deadline > t1);
+    server.handle_timeout(deadline);
+    let actions = drain(&mut server);
+    assert!(actions.contains(&(300, Action::Wake(generation))));
+    assert!(actions.contains(&(300, Action::ClosePty)));
+    let exit = server.poll_transmit(300, generation, deadline);
+    assert_eq!(exit, Some(Frame::Text(ExitStatus::Code(7).exit_message())));
+    assert_eq!(
+        server.poll_transmit(300, generation, deadline),
+        Some(Frame::Close(CloseReason::Exited))
+    );
+    // Kept for the retention window, then gone.
+    assert!(server.contains(300));
+    let retention_end = server.poll_timeout().expect("a retention deadline");
+    server.handle_timeout(retention_end);
+    assert!(!server.contains(300));
+    assert!(drain(&mut server).contains(&(300, Action::Remove)));
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
+fn terminate_asks_the_runtime_and_a_terminated_session_goes_at_exit() {
+    let mut server = server(4);
+    create(&mut server, 400);
+    drain(&mut server);
+    assert_eq!(
+        status(&server.request(&post("/terminals/400/terminate"), b"", Time::ZERO)),
+        200
+    );
+    assert_eq!(drain(&mut server), vec![(400, Action::Terminate)]);
+    server.pty_eof(400, Time::ZERO);
+    server.child_exited(400, ExitStatus::Signal("SIGHUP".into()), Time::ZERO);
+    assert!(
+        !server.contains(400),
+        "nobody watches a terminated session: it goes at once"
+    );
+    // Terminating twice, and after it is gone, is fine.
+    assert_eq!(
+        status(&server.request(&post("/terminals/400/terminate"), b"", Time::ZERO)),
+        200
+    );
+}
+
+#[test]
+fn shutdown_terminates_every_session_and_refuses_new_ones() {
+    let mut server = server(4);
+    create(&mut server, 500);
+    create(&mut server, 501);
+    drain(&mut server);
+    server.shutdown(Time::ZERO);
+    let actions = drain(&mut server);
+    assert_eq!(
+        actions,
+        vec![(500, Action::Terminate), (501, Action::Terminate)]
+    );
+    assert_eq!(
+        status(&server.request(&post("/terminals"), br#"{"cols":80,"rows":24}"#, Time::ZERO)),
+        503
+    );
+    for id in [500, 501] {
+        server.pty_eof(id, Time::ZERO);
+        server.child_exited(id, ExitStatus::Signal("SIGHUP".into()), Time::ZERO);
+    }
+    assert!(server.is_shut_down());
+}
+
+#[test]
+fn execute_command_runs_in_home_unless_told_and_strips_escapes() {
+    let mut server = server(4);
+    let reply = server.request(
+        &post("/execute-command"),
+        br#"{"command":"echo hi"}"#,
+        Time::ZERO,
+    );
+    let Reply::Execute(job) = reply else {
+        panic!("expected a command job");
+    };
+    assert_eq!(
+        (job.command.as_str(), job.cwd.as_str()),
+        ("echo hi", "/home/user")
+    );
+    let response = server.command_finished(
+        job,
+        axs_core::server::CommandResult::Output(b"\x1b[31mred\x1b[0m\r\n".to_vec()),
+    );
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["output"], "red\n");
+    assert!(body["error"].is_null());
+    let reply = server.request(
+        &post("/execute-command"),
+        br#"{"command":"ls","cwd":"/nope"}"#,
+        Time::ZERO,
+    );
+    let Reply::Execute(job) = reply else {
+        panic!("expected a command job");
+    };
+    let response = server.command_finished(
+        job,
+        axs_core::server::CommandResult::BadCwd("No such file or directory: /nope".into()),
+    );
+    assert_eq!(response.status, 400);
+}
+
+#[test]
+fn a_full_server_makes_room_by_evicting_an_exited_session_nobody_watches() {
+    let mut server = server(1);
+    create(&mut server, 600);
+    server.pty_eof(600, Time::ZERO);
+    server.child_exited(600, ExitStatus::Code(0), Time::ZERO);
+    assert!(server.contains(600), "kept for late reconnects");
+    create(&mut server, 601);
+    assert!(!server.contains(600));
+    assert!(server.contains(601));
+}
