@@ -1,4 +1,5 @@
 //! The server registry: limits, spawn outcomes, routing decisions and timers.
+#![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
