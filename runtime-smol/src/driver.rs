@@ -1,0 +1,376 @@
+//! The driver: the core's [`Server`] plus what the runtime holds for it (pty tasks,
+//! client wake-ups, children to reap), and the one place that carries out core actions.
+//!
+//! Everything runs on one thread: the core sits in a `RefCell`, borrowed only inside
+//! [`Driver::call`], never across an await. Actions are collected under the borrow and
+//! performed after it is released.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use axs_core::client::Generation;
+use axs_core::frame::ExitStatus;
+use axs_core::server::{Server, SessionId};
+use axs_core::session::Action;
+use axs_core::time::Time;
+use axs_pty::WinSize;
+use smol::{LocalExecutor, Task, Timer};
+
+use crate::pty::SessionIo;
+use crate::wake::Wake;
+
+/// How long a terminated session's processes get after SIGHUP before SIGKILL.
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
+/// The program every session runs.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// Path or name of the executable.
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+/// A child process the runtime must reap, and who wants to know how it ended.
+#[derive(Debug)]
+pub enum Child {
+    /// A session's program; `serial` tells a reused pid apart.
+    Session {
+        /// The runtime's number for this spawn.
+        serial: u64,
+    },
+    /// An `execute-command` job; the status goes to its task.
+    Job(smol::channel::Sender<axs_pty::ExitStatus>),
+    /// Nobody waits any more (its session was removed first); reap it quietly.
+    Orphan,
+}
+
+/// What the runtime holds for one session.
+struct SessionEntry {
+    serial: u64,
+    /// The pty side, until `ClosePty`.
+    io: Option<Rc<SessionIo>>,
+    /// The pty reader and input writer; dropping them cancels them.
+    tasks: Vec<Task<()>>,
+}
+
+/// The server and the runtime's tables; shared by every task as `Rc<Driver>`.
+pub struct Driver {
+    me: Weak<Driver>,
+    server: RefCell<Server>,
+    epoch: Instant,
+    executor: Rc<LocalExecutor<'static>>,
+    program: Program,
+    sessions: RefCell<HashMap<SessionId, SessionEntry>>,
+    clients: RefCell<HashMap<(SessionId, Generation), Wake>>,
+    children: RefCell<HashMap<u32, Child>>,
+    next_serial: Cell<u64>,
+    /// The deadline the timer task sleeps toward, and its wake-up when that changes.
+    scheduled: Cell<Option<Time>>,
+    timer: Wake,
+    /// Woken after every call while shutting down, and when a connection ends.
+    progress: Wake,
+    connections: Cell<usize>,
+}
+
+impl Driver {
+    /// A driver for `server`, spawning its tasks on `executor`.
+    pub fn new(
+        server: Server,
+        executor: Rc<LocalExecutor<'static>>,
+        program: Program,
+    ) -> Rc<Driver> {
+        Rc::new_cyclic(|me| Driver {
+            me: me.clone(),
+            server: RefCell::new(server),
+            epoch: Instant::now(),
+            executor,
+            program,
+            sessions: RefCell::new(HashMap::new()),
+            clients: RefCell::new(HashMap::new()),
+            children: RefCell::new(HashMap::new()),
+            next_serial: Cell::new(0),
+            scheduled: Cell::new(None),
+            timer: Wake::new(),
+            progress: Wake::new(),
+            connections: Cell::new(0),
+        })
+    }
+
+    /// The core's clock value for this instant.
+    pub fn now(&self) -> Time {
+        Time::from_duration(self.epoch.elapsed())
+    }
+
+    /// The instant a core time stands for.
+    pub fn instant(&self, time: Time) -> Instant {
+        self.epoch + time.as_duration()
+    }
+
+    /// The program sessions run.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Spawns a task on the executor, detached.
+    pub fn spawn_detached(&self, future: impl std::future::Future<Output = ()> + 'static) {
+        self.executor.spawn(future).detach();
+    }
+
+    /// Spawns a task on the executor; dropping the handle cancels it.
+    pub fn spawn(&self, future: impl std::future::Future<Output = ()> + 'static) -> Task<()> {
+        self.executor.spawn(future)
+    }
+
+    /// Calls into the core with the current time, then carries out every action it decided.
+    pub fn call<R>(&self, f: impl FnOnce(&mut Server, Time) -> R) -> R {
+        let (result, actions, deadline) = {
+            let mut server = self.server.borrow_mut();
+            let result = f(&mut server, self.now());
+            let actions: Vec<(SessionId, Action)> =
+                std::iter::from_fn(|| server.poll_action()).collect();
+            (result, actions, server.poll_timeout())
+        };
+        for (id, action) in actions {
+            self.perform(id, action);
+        }
+        if deadline != self.scheduled.get() {
+            self.timer.notify();
+        }
+        self.progress.notify();
+        result
+    }
+
+    /// Reads the core without calling into it (no actions can come of it).
+    pub fn inspect<R>(&self, f: impl FnOnce(&Server) -> R) -> R {
+        f(&self.server.borrow())
+    }
+
+    fn perform(&self, id: SessionId, action: Action) {
+        log::trace!("session {id}: {action:?}");
+        match action {
+            Action::WritePty(bytes) => {
+                if let Some(io) = self.io(id) {
+                    io.queue_input(&bytes);
+                }
+            }
+            Action::ResizePty { cols, rows } => {
+                if let Some(io) = self.io(id) {
+                    io.resize(WinSize { cols, rows });
+                }
+            }
+            Action::PausePty => {
+                if let Some(io) = self.io(id) {
+                    io.pause();
+                }
+            }
+            Action::ResumePty => {
+                if let Some(io) = self.io(id) {
+                    io.resume();
+                }
+            }
+            Action::Wake(generation) => {
+                if let Some(wake) = self.clients.borrow().get(&(id, generation)) {
+                    wake.notify();
+                }
+            }
+            Action::ClosePty => {
+                if let Some(entry) = self.sessions.borrow_mut().get_mut(&id) {
+                    entry.io = None;
+                    entry.tasks.clear();
+                }
+            }
+            Action::Terminate => self.terminate(id),
+            Action::Remove => self.remove(id),
+        }
+    }
+
+    fn io(&self, id: SessionId) -> Option<Rc<SessionIo>> {
+        self.sessions.borrow().get(&id).and_then(|e| e.io.clone())
+    }
+
+    /// Hangs up the session's processes now, and kills what remains after the grace.
+    fn terminate(&self, id: SessionId) {
+        let Some(serial) = self.sessions.borrow().get(&id).map(|e| e.serial) else {
+            return;
+        };
+        if let Err(e) = axs_pty::hangup_group(id) {
+            log::debug!("session {id}: hangup: {e}");
+        }
+        let Some(driver) = self.me.upgrade() else {
+            return;
+        };
+        self.spawn_detached(async move {
+            Timer::after(TERMINATE_GRACE).await;
+            // A new session that got the same pid in the meantime is not this one.
+            let reused = matches!(
+                driver.children.borrow().get(&id),
+                Some(Child::Session { serial: s }) if *s != serial
+            );
+            if !reused && axs_pty::group_alive(id) {
+                log::debug!("session {id}: still running after the hangup grace; killing");
+                if let Err(e) = axs_pty::kill_group(id) {
+                    log::debug!("session {id}: kill: {e}");
+                }
+            }
+        });
+    }
+
+    fn remove(&self, id: SessionId) {
+        let entry = self.sessions.borrow_mut().remove(&id);
+        if let Some(entry) = entry {
+            let mut children = self.children.borrow_mut();
+            if let Some(child) = children.get_mut(&id) {
+                if matches!(child, Child::Session { serial } if *serial == entry.serial) {
+                    *child = Child::Orphan;
+                }
+            }
+        }
+        // Clients of a removed session have had their close; end their writers.
+        self.clients.borrow_mut().retain(|(sid, _), wake| {
+            if *sid == id {
+                wake.close();
+            }
+            *sid != id
+        });
+    }
+
+    /// Registers a freshly spawned session's pty side and tasks (after the core's `spawned`).
+    pub fn add_session(&self, id: SessionId, io: Rc<SessionIo>, tasks: Vec<Task<()>>) {
+        let serial = self.next_serial.get() + 1;
+        self.next_serial.set(serial);
+        self.children
+            .borrow_mut()
+            .insert(id, Child::Session { serial });
+        self.sessions.borrow_mut().insert(
+            id,
+            SessionEntry {
+                serial,
+                io: Some(io),
+                tasks,
+            },
+        );
+    }
+
+    /// Registers a child to reap whose status goes to `child`'s waiter.
+    pub fn add_child(&self, pid: u32, child: Child) {
+        self.children.borrow_mut().insert(pid, child);
+    }
+
+    /// Registers a WebSocket client's wake-up.
+    pub fn add_client(&self, id: SessionId, generation: Generation, wake: Wake) {
+        self.clients.borrow_mut().insert((id, generation), wake);
+    }
+
+    /// Forgets a WebSocket client's wake-up.
+    pub fn remove_client(&self, id: SessionId, generation: Generation) {
+        self.clients.borrow_mut().remove(&(id, generation));
+    }
+
+    /// SIGCHLD arrived: reaps every child that ended and tells whoever waits for it.
+    pub fn reap(&self) {
+        let pids: Vec<u32> = self.children.borrow().keys().copied().collect();
+        for pid in pids {
+            let status = match axs_pty::try_wait(pid) {
+                Ok(Some(status)) => status,
+                Ok(None) => continue,
+                Err(e) => {
+                    // ECHILD: not ours any more; nothing will ever report it.
+                    log::debug!("waitpid({pid}): {e}");
+                    self.children.borrow_mut().remove(&pid);
+                    continue;
+                }
+            };
+            let child = self.children.borrow_mut().remove(&pid);
+            log::debug!("child {pid} ended: {status}");
+            match child {
+                Some(Child::Session { .. }) => {
+                    let status = core_status(status);
+                    self.call(|server, now| server.child_exited(pid, status, now));
+                }
+                Some(Child::Job(tx)) => {
+                    let _ = tx.try_send(status);
+                }
+                Some(Child::Orphan) | None => {}
+            }
+        }
+    }
+
+    /// The timer task: sleeps until the core's next deadline (or until it changes) and
+    /// hands the core its timeouts.
+    pub async fn run_timers(self: Rc<Driver>) {
+        loop {
+            let deadline = self.inspect(Server::poll_timeout);
+            self.scheduled.set(deadline);
+            let fired = match deadline {
+                Some(t) => {
+                    let at = self.instant(t);
+                    futures_lite::future::or(
+                        async {
+                            Timer::at(at).await;
+                            true
+                        },
+                        async { !self.timer.wait().await },
+                    )
+                    .await
+                }
+                None => !self.timer.wait().await,
+            };
+            if fired {
+                self.call(|server, now| server.handle_timeout(now));
+            }
+        }
+    }
+
+    /// A WebSocket or HTTP connection started.
+    pub fn connection_opened(&self) {
+        self.connections.set(self.connections.get() + 1);
+    }
+
+    /// A connection ended.
+    pub fn connection_closed(&self) {
+        self.connections
+            .set(self.connections.get().saturating_sub(1));
+        self.progress.notify();
+    }
+
+    /// Stops the server: the core terminates every session; this waits until every
+    /// session is gone and every connection has closed (bounded by `limit`), then kills
+    /// whatever is left of the sessions' processes.
+    pub async fn shutdown(&self, limit: Duration) {
+        self.call(|server, now| server.shutdown(now));
+        let deadline = Instant::now() + limit;
+        while !(self.inspect(Server::is_shut_down) && self.connections.get() == 0) {
+            let done = futures_lite::future::or(
+                async {
+                    Timer::at(deadline).await;
+                    true
+                },
+                async { !self.progress.wait().await },
+            )
+            .await;
+            if done {
+                log::debug!("shutdown: giving up waiting after {limit:?}");
+                break;
+            }
+        }
+        let pids: Vec<u32> = self.sessions.borrow().keys().copied().collect();
+        for pid in pids {
+            if axs_pty::group_alive(pid) {
+                let _ = axs_pty::kill_group(pid);
+            }
+        }
+    }
+}
+
+/// A pty exit status as the core wants it: a code, or a signal's name.
+pub fn core_status(status: axs_pty::ExitStatus) -> ExitStatus {
+    match axs_pty::host::exit_fields(status) {
+        (_, Some(signal)) => ExitStatus::Signal(signal),
+        (Some(code), None) => ExitStatus::Code(code),
+        (None, None) => ExitStatus::Code(0),
+    }
+}

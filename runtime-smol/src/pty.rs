@@ -1,0 +1,160 @@
+//! A session's pty side: spawning the program, the reader task (output to the core,
+//! paused on request) and the writer task (client input to the program, queued so a
+//! program that reads no input never blocks the server).
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::rc::Rc;
+
+use async_io::Async;
+use axs_core::http::Response;
+use axs_core::server::{Reservation, SessionId};
+use axs_pty::{SpawnOptions, WinSize};
+
+use crate::driver::{Child, Driver};
+use crate::wake::Wake;
+
+/// The runtime's side of one session's pty master.
+pub struct SessionIo {
+    id: SessionId,
+    master: Async<File>,
+    paused: Cell<bool>,
+    resume: Wake,
+    input: RefCell<Vec<u8>>,
+    input_ready: Wake,
+}
+
+impl SessionIo {
+    fn new(id: SessionId, master: Async<File>) -> SessionIo {
+        SessionIo {
+            id,
+            master,
+            paused: Cell::new(false),
+            resume: Wake::new(),
+            input: RefCell::new(Vec::new()),
+            input_ready: Wake::new(),
+        }
+    }
+
+    /// Queues client input for the program.
+    pub fn queue_input(&self, bytes: &[u8]) {
+        self.input.borrow_mut().extend_from_slice(bytes);
+        self.input_ready.notify();
+    }
+
+    /// Sets the terminal size.
+    pub fn resize(&self, size: WinSize) {
+        if let Err(e) = axs_pty::resize(self.master.as_fd(), size) {
+            log::debug!("session {}: resize: {e}", self.id);
+        }
+    }
+
+    /// Stops reading output (the program blocks once the pty buffer is full).
+    pub fn pause(&self) {
+        self.paused.set(true);
+    }
+
+    /// Reads output again.
+    pub fn resume(&self) {
+        self.paused.set(false);
+        self.resume.notify();
+    }
+}
+
+/// Spawns the session program for `reservation` and starts its pty tasks; returns the
+/// answer for the creator (the pid, or why it failed).
+pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response {
+    let size = reservation.size();
+    let program = driver.program();
+    let mut opts = SpawnOptions::new(program.program.clone());
+    opts.args = program.args.clone();
+    opts.size = WinSize {
+        cols: size.cols,
+        rows: size.rows,
+    };
+    let spawned = match axs_pty::spawn(&opts) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            log::warn!("cannot start a session: {e}");
+            return driver.call(|server, _| server.spawn_failed(reservation, &e.to_string()));
+        }
+    };
+    let pid = spawned.pid;
+    let master = match Async::new(File::from(spawned.master)) {
+        Ok(master) => master,
+        Err(e) => {
+            // The master is closed by now, which hangs the program up; make sure it ends.
+            let _ = axs_pty::kill_group(pid);
+            driver.add_child(pid, Child::Orphan);
+            let reason = format!("cannot watch the pty: {e}");
+            return driver.call(|server, _| server.spawn_failed(reservation, &reason));
+        }
+    };
+    let response = driver.call(|server, now| server.spawned(reservation, pid, now));
+    let io = Rc::new(SessionIo::new(pid, master));
+    let read_size = driver.inspect(|server| server.read_size());
+    let tasks = vec![
+        driver.spawn(read_output(driver.clone(), io.clone(), read_size)),
+        driver.spawn(write_input(io.clone())),
+    ];
+    driver.add_session(pid, io, tasks);
+    log::debug!("session {pid} started");
+    response
+}
+
+/// Reads the pty into the core until EOF (EIO once every slave holder is gone);
+/// waits while paused.
+async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>, read_size: usize) {
+    let id = io.id;
+    let mut buf = vec![0u8; read_size.max(1)];
+    loop {
+        while io.paused.get() {
+            if !io.resume.wait().await {
+                return;
+            }
+        }
+        match io.master.read_with(|f| (&*f).read(&mut buf)).await {
+            Ok(0) => break,
+            Ok(n) => driver.call(|server, now| server.pty_output(id, &buf[..n], now)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if e.raw_os_error() != Some(EIO) {
+                    log::debug!("session {id}: pty read: {e}");
+                }
+                break;
+            }
+        }
+    }
+    driver.call(|server, now| server.pty_eof(id, now));
+}
+
+/// `EIO` (5 on every Linux architecture): what a pty master read returns once the
+/// slave side is closed, i.e. the normal end of a session's output.
+const EIO: i32 = 5;
+
+/// Writes queued input to the pty whenever it can take more.
+async fn write_input(io: Rc<SessionIo>) {
+    while io.input_ready.wait().await {
+        loop {
+            let data = std::mem::take(&mut *io.input.borrow_mut());
+            if data.is_empty() {
+                break;
+            }
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                match io.master.write_with(|f| (&*f).write(rest)).await {
+                    Ok(0) => return,
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // The program is gone: its input has nowhere to go.
+                        log::debug!("session {}: pty write: {e}", io.id);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
