@@ -1,2 +1,199 @@
-//! axs-threads: the terminal server on plain OS threads.
-fn main() {}
+//! axs-threads: the axs terminal server on plain OS threads and blocking I/O.
+//!
+//! The same server as `axs` (same flags, environment, API, defaults and error answers):
+//! every decision is the core's (`axs-core`); this crate moves bytes and runs timers.
+//!
+//! # Threads
+//!
+//! | thread | how many | blocks in | feeds the core |
+//! |---|---|---|---|
+//! | `main` | 1 | `accept` | — (spawns a connection thread) |
+//! | `signals` | 1 | signal self-pipe | `child_exited` (SIGCHLD: `try_wait` per unreaped pid), `shutdown` |
+//! | `timer` | 1 | condvar until the core's deadline | `handle_timeout`; grace kills, command timeouts |
+//! | connection | 1 per HTTP request (at most 64 at once), ≤ 10 s to send it | `read` | `request`, `spawned`, `command_finished` |
+//! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read` | `input`, `detach` |
+//! | `ws-write` | 1 per attached client | condvar until `Wake`, then socket writes | `poll_transmit` |
+//! | `pty-read` | 1 per session | `read` (condvar while paused) | `pty_output`, `pty_eof` |
+//! | `pty-write` | 1 per session | condvar until input, then pty writes | — |
+//! | `shutdown` | 1 during shutdown | condvar, ≤ 4 s | `shutdown` |
+//!
+//! So: 3 threads at rest, plus 2 per session and 2 per attached client.
+//!
+//! # One lock
+//!
+//! A single `Mutex` holds the core's `Server` and the runtime's handles ([`shared`]).
+//! Every core call is short; after each one the actions are drained and routed before the
+//! lock is released, so they keep the core's order; no thread does blocking I/O while
+//! holding it. A thread that panics dies alone: the lock ignores poisoning (the core never
+//! panics, so its state stays consistent) and the release profile unwinds.
+
+mod client;
+mod conn;
+mod session;
+mod shared;
+mod signals;
+mod timer;
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use axs_core::cli::{self, Bind, CliExit, Config};
+use axs_core::server::Server;
+use axs_pty::{host, SpawnOptions};
+
+use crate::session::Program;
+use crate::shared::Shared;
+
+/// Most requests read and answered at once; beyond, connections wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// Stack size of connection threads (they parse requests and run core code).
+const CONNECTION_STACK: usize = 512 * 1024;
+
+fn main() {
+    axs_pty::logging::init();
+    let config = match cli::parse_args(std::env::args_os()) {
+        Ok(config) => config,
+        Err(exit) => cli_exit(&exit),
+    };
+    let program = session_program(&config).unwrap_or_else(|e| host::fail_startup(&e));
+    let ip = bind_address(config.bind).unwrap_or_else(|e| host::fail_startup(&e));
+    let signals = signals::install().unwrap_or_else(|e| host::fail_startup(&e));
+    let listener =
+        host::bind_listener(ip, config.port).unwrap_or_else(|e| host::fail_startup(&e.to_string()));
+    let bound = listener
+        .local_addr()
+        .unwrap_or_else(|e| host::fail_startup(&format!("cannot read the bound address: {e}")));
+    let server = Server::from_config(&config, bound, host::home_dir());
+    let shared = Shared::new(server, Instant::now());
+    start("timer", {
+        let shared = Arc::clone(&shared);
+        move || timer::run(shared)
+    });
+    start("signals", {
+        let shared = Arc::clone(&shared);
+        move || signals::run(&shared, signals)
+    });
+    host::ready();
+    log::info!("listening on http://{bound}");
+    accept(&shared, &Arc::new(program), &listener);
+}
+
+/// Starts a thread the server cannot work without.
+fn start(name: &str, body: impl FnOnce() + Send + 'static) {
+    if let Err(e) = thread::Builder::new().name(name.into()).spawn(body) {
+        host::fail_startup(&format!("cannot start the {name} thread: {e}"));
+    }
+}
+
+/// Prints clap's text (help, version or a usage error) and exits with its code; the
+/// ready pipe hears about it too, so a waiting client never hangs.
+fn cli_exit(exit: &CliExit) -> ! {
+    let first = exit
+        .message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad command line");
+    let reason = first.trim().trim_start_matches("error: ");
+    if exit.code == 0 {
+        host::announce_failure("no server started (help or version was asked for)");
+        print!("{}", exit.message);
+    } else {
+        host::announce_failure(reason);
+        eprint!("{}", exit.message);
+    }
+    std::process::exit(exit.code);
+}
+
+/// The program every session runs: `-c`, or the login shell; checked now so a bad one is
+/// a start-up error rather than a failure of every session.
+fn session_program(config: &Config) -> Result<Program, String> {
+    let (program, args) = match &config.command {
+        Some(words) => {
+            let mut words = words.iter().map(OsString::from);
+            let program = words.next().unwrap_or_else(|| OsString::from("sh"));
+            (program, words.collect())
+        }
+        None => {
+            let (shell, args) = host::login_shell();
+            (shell.into_os_string(), args)
+        }
+    };
+    host::find_program(Path::new(&program)).map_err(|e| format!("unusable program: {e}"))?;
+    let mut options = SpawnOptions::new(program);
+    options.args = args;
+    options.slave_open = axs_pty::SlaveOpen::from_env();
+    options.fd_sweep = axs_pty::FdSweep::from_env();
+    Ok(Program { options })
+}
+
+/// The address to listen on.
+fn bind_address(bind: Bind) -> Result<IpAddr, String> {
+    match bind {
+        Bind::Loopback => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Bind::Addr(ip) => Ok(ip),
+        Bind::Lan => host::lan_address().map_err(|e| format!("-i: {e}")),
+    }
+}
+
+/// Accepts connections forever, each served on its own thread.
+fn accept(shared: &Arc<Shared>, program: &Arc<Program>, listener: &TcpListener) -> ! {
+    let slots = Arc::new(Slots::default());
+    loop {
+        slots.acquire();
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                slots.release();
+                log::warn!("accept: {e}");
+                // Out of descriptors or memory: give the others a moment to finish.
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let (shared, program) = (Arc::clone(shared), Arc::clone(program));
+        let slot = Slot(Arc::clone(&slots));
+        let spawned = thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || conn::serve(&shared, &program, stream, slot));
+        if let Err(e) = spawned {
+            log::warn!("cannot start a connection thread: {e}");
+        }
+    }
+}
+
+/// A place among the [`MAX_CONNECTIONS`]; freed when dropped.
+pub struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Counts connections reading or answering a request (a WebSocket leaves the count).
+#[derive(Default)]
+struct Slots {
+    busy: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Slots {
+    fn acquire(&self) {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        while *busy >= MAX_CONNECTIONS {
+            busy = self.freed.wait(busy).unwrap_or_else(PoisonError::into_inner);
+        }
+        *busy += 1;
+    }
+
+    fn release(&self) {
+        let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        *busy = busy.saturating_sub(1);
+        self.freed.notify_one();
+    }
+}

@@ -1,0 +1,302 @@
+//! Per session, two threads: the pty reader and the pty input writer.
+//!
+//! - The reader blocks in `read` of up to `server.read_size()` bytes (one reused buffer)
+//!   and feeds each chunk to `server.pty_output`; EOF or an error (EIO once every slave
+//!   holder is gone) becomes `server.pty_eof`. While the core has paused the session it
+//!   waits on the [`ReadGate`] instead of reading, so the program blocks on its writes.
+//! - The writer drains the [`InputQueue`] into the master with blocking writes. A program
+//!   that does not read its input blocks only this thread; the core's lock holder only
+//!   ever appends to the queue. Clients feel back-pressure through
+//!   [`InputQueue::wait_for_room`], outside the lock.
+//!
+//! Both end when the core closes the pty (`ClosePty`/`Remove`); the master is closed when
+//! the last of the three holders (table, reader, writer) lets go. A reader blocked in
+//! `read` ends at its next output or EOF (a terminated session's hangup brings EOF).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+
+use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
+use axs_core::http::Response;
+use axs_core::time::Time;
+use axs_pty::{SpawnError, SpawnOptions, WinSize};
+
+use crate::shared::{SessionIo, Shared, State};
+
+/// Queued input beyond which a client's reader thread waits for the program to catch up.
+const INPUT_BACKLOG: usize = 1024 * 1024;
+/// Stack size of the pty threads (they run core code under the lock, nothing deep).
+const STACK_SIZE: usize = 256 * 1024;
+
+/// Whether the pty reader may read: paused by the core, or closed for good.
+#[derive(Debug, Default)]
+pub struct ReadGate {
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+impl ReadGate {
+    fn lock(&self) -> MutexGuard<'_, (bool, bool)> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Pauses or resumes reading.
+    pub fn set_paused(&self, paused: bool) {
+        self.lock().0 = paused;
+        self.changed.notify_all();
+    }
+
+    /// Stops the reader for good.
+    pub fn close(&self) {
+        self.lock().1 = true;
+        self.changed.notify_all();
+    }
+
+    /// Blocks while paused; `false` once closed.
+    fn wait_open(&self) -> bool {
+        let mut state = self.lock();
+        while state.0 && !state.1 {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        !state.1
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().1
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    chunks: VecDeque<Vec<u8>>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// Client input waiting for the pty writer thread.
+#[derive(Debug, Default)]
+pub struct InputQueue {
+    pending: Mutex<Pending>,
+    /// Input arrived (or the queue closed).
+    ready: Condvar,
+    /// The writer took input (or the queue closed).
+    room: Condvar,
+}
+
+impl InputQueue {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues bytes for the program; never blocks (called under the server lock).
+    pub fn push(&self, bytes: Vec<u8>) {
+        let mut pending = self.lock();
+        if !pending.closed && !bytes.is_empty() {
+            pending.bytes += bytes.len();
+            pending.chunks.push_back(bytes);
+            self.ready.notify_one();
+        }
+    }
+
+    /// Drops queued input and ends the writer thread.
+    pub fn close(&self) {
+        let mut pending = self.lock();
+        pending.closed = true;
+        pending.chunks.clear();
+        pending.bytes = 0;
+        self.ready.notify_all();
+        self.room.notify_all();
+    }
+
+    /// Blocks while more than [`INPUT_BACKLOG`] bytes wait (a client pasting faster than
+    /// the program reads slows down to its pace; call without the server lock).
+    pub fn wait_for_room(&self) {
+        let mut pending = self.lock();
+        while pending.bytes > INPUT_BACKLOG && !pending.closed {
+            pending = self
+                .room
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Takes everything queued as one chunk (one write); `None` once closed.
+    fn take(&self) -> Option<Vec<u8>> {
+        let mut pending = self.lock();
+        while pending.chunks.is_empty() && !pending.closed {
+            pending = self
+                .ready
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if pending.closed {
+            return None;
+        }
+        let mut all = pending.chunks.pop_front().unwrap_or_default();
+        for chunk in pending.chunks.drain(..) {
+            all.extend_from_slice(&chunk);
+        }
+        pending.bytes = 0;
+        self.room.notify_all();
+        Some(all)
+    }
+}
+
+/// The session program: `-c`'s words, or the login shell.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// What every session runs (the size is set per session).
+    pub options: SpawnOptions,
+}
+
+/// Spawns the program of a reserved session, registers it and starts its threads.
+/// Returns the answer for the creator.
+pub fn create(shared: &Arc<Shared>, program: &Program, reservation: Reservation) -> Response {
+    let size = reservation.size();
+    let mut options = program.options.clone();
+    options.size = WinSize {
+        cols: size.cols,
+        rows: size.rows,
+    };
+    let spawned = match axs_pty::spawn(&options) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            log::warn!("cannot start a session: {e}");
+            return shared.call(|server, _| server.spawn_failed(reservation, &e.to_string()));
+        }
+    };
+    let pid = spawned.pid;
+    let master = Arc::new(File::from(spawned.master));
+    let gate = Arc::new(ReadGate::default());
+    let input = Arc::new(InputQueue::default());
+    let response = shared.with_state(|state: &mut State, now: Time| {
+        state.unreaped.insert(pid);
+        state.sessions.insert(
+            pid,
+            SessionIo {
+                master: Some(Arc::clone(&master)),
+                gate: Arc::clone(&gate),
+                input: Arc::clone(&input),
+            },
+        );
+        state.server.spawned(reservation, pid, now)
+    });
+    if let Err(e) = start_threads(shared, pid, master, gate, input) {
+        log::error!("session {pid}: cannot start its threads: {e}");
+        shared.call(|server, now| server.terminate(pid, now));
+    }
+    // The program may have ended before it was registered: its SIGCHLD found nothing.
+    crate::signals::reap(shared, pid);
+    log::info!("session {pid} started");
+    response
+}
+
+fn start_threads(
+    shared: &Arc<Shared>,
+    id: SessionId,
+    master: Arc<File>,
+    gate: Arc<ReadGate>,
+    input: Arc<InputQueue>,
+) -> io::Result<()> {
+    let reader = (Arc::clone(shared), Arc::clone(&master));
+    thread::Builder::new()
+        .name(format!("pty-read-{id}"))
+        .stack_size(STACK_SIZE)
+        .spawn(move || read_pty(&reader.0, id, &reader.1, &gate))?;
+    thread::Builder::new()
+        .name(format!("pty-write-{id}"))
+        .stack_size(STACK_SIZE)
+        .spawn(move || write_pty(id, &master, &input))?;
+    Ok(())
+}
+
+/// The pty reader thread.
+fn read_pty(shared: &Shared, id: SessionId, master: &File, gate: &ReadGate) {
+    let mut buf = vec![0u8; shared.read_size.max(1)];
+    while gate.wait_open() {
+        match (&*master).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => shared.call(|server, now| server.pty_output(id, &buf[..n], now)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::debug!("session {id}: pty read ends: {e}");
+                break;
+            }
+        }
+    }
+    if !gate.is_closed() {
+        shared.call(|server, now| server.pty_eof(id, now));
+    }
+}
+
+/// The pty input writer thread.
+fn write_pty(id: SessionId, master: &File, input: &InputQueue) {
+    while let Some(bytes) = input.take() {
+        if let Err(e) = (&*master).write_all(&bytes) {
+            log::debug!("session {id}: pty write fails, input is dropped from now on: {e}");
+            input.close();
+        }
+    }
+}
+
+/// Runs an `execute-command` job on this thread and returns the answer.
+///
+/// `sh -c command` on a pty in the job's directory; the output is read until EOF, or
+/// until [`axs_core::api::EXECUTE_COMMAND_TIMEOUT`] when the timer thread kills the
+/// process group (which brings EOF).
+pub fn execute(shared: &Shared, job: CommandJob) -> Response {
+    let result = run_command(shared, &job.command, &job.cwd);
+    shared.call(|server, _| server.command_finished(job, result))
+}
+
+fn run_command(shared: &Shared, command: &str, cwd: &str) -> CommandResult {
+    let mut options = SpawnOptions::new("sh");
+    options.args = vec!["-c".into(), command.into()];
+    options.cwd = Some(cwd.into());
+    options.slave_open = axs_pty::SlaveOpen::from_env();
+    options.fd_sweep = axs_pty::FdSweep::from_env();
+    let spawned = match axs_pty::spawn(&options) {
+        Ok(spawned) => spawned,
+        Err(e @ SpawnError::Cwd { .. }) => return CommandResult::BadCwd(e.to_string()),
+        Err(e) => return CommandResult::Failed(e.to_string()),
+    };
+    let pid = spawned.pid;
+    // Set (under its lock) before the child is reaped, so the timeout never signals a
+    // reused pid.
+    let finished = Arc::new(Mutex::new(false));
+    let guard = Arc::clone(&finished);
+    shared
+        .timer
+        .after(axs_core::api::EXECUTE_COMMAND_TIMEOUT, move || {
+            if !*guard.lock().unwrap_or_else(PoisonError::into_inner) {
+                log::debug!("execute-command {pid} timed out: killing it");
+                let _ = axs_pty::kill_group(pid);
+            }
+        });
+    let output = read_to_end(&File::from(spawned.master));
+    *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
+    if let Err(e) = axs_pty::wait_blocking(pid) {
+        log::debug!("execute-command {pid}: reap: {e}");
+    }
+    CommandResult::Output(output)
+}
+
+/// Reads a pty master until EOF or EIO.
+fn read_to_end(master: &File) -> Vec<u8> {
+    let mut output = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match (&*master).read(&mut buf) {
+            Ok(0) => return output,
+            Ok(n) => output.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return output,
+        }
+    }
+}

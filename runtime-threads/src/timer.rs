@@ -1,0 +1,119 @@
+//! The timer thread: the core's next deadline, plus a few one-shot jobs (kill a session
+//! that outlived its hangup, end an `execute-command` that ran too long).
+//!
+//! The thread sleeps on a condvar until the earliest of the two; anyone who learns of an
+//! earlier deadline lowers it and notifies. A deadline that later moved out only costs a
+//! spurious `handle_timeout`, which does nothing and re-arms with the new deadline.
+
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::shared::Shared;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Queue {
+    /// When to call the core's `handle_timeout` next.
+    core: Option<Instant>,
+    /// One-shot jobs and when to run them (few at a time: a linear scan is enough).
+    jobs: Vec<(Instant, Job)>,
+}
+
+impl Queue {
+    fn next(&self) -> Option<Instant> {
+        let job = self.jobs.iter().map(|(at, _)| *at).min();
+        match (self.core, job) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The timer thread's queue.
+#[derive(Default)]
+pub struct Timer {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let queue = self.lock();
+        f.debug_struct("Timer")
+            .field("core", &queue.core)
+            .field("jobs", &queue.jobs.len())
+            .finish()
+    }
+}
+
+impl Timer {
+    /// An empty queue.
+    pub fn new() -> Timer {
+        Timer::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The core has a deadline at `at`: make sure the thread wakes by then.
+    pub fn arm(&self, at: Instant) {
+        let mut queue = self.lock();
+        if !matches!(queue.core, Some(current) if current <= at) {
+            queue.core = Some(at);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs `job` on the timer thread once `delay` has passed (jobs must be short).
+    pub fn after(&self, delay: Duration, job: impl FnOnce() + Send + 'static) {
+        let mut queue = self.lock();
+        queue.jobs.push((Instant::now() + delay, Box::new(job)));
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next due deadline; returns the due jobs and whether the core is due.
+    fn next_due(&self) -> (Vec<Job>, bool) {
+        let mut queue = self.lock();
+        loop {
+            let now = Instant::now();
+            match queue.next() {
+                Some(at) if at <= now => break,
+                Some(at) => {
+                    queue = self
+                        .wake
+                        .wait_timeout(queue, at - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner),
+            }
+        }
+        let now = Instant::now();
+        let core_due = queue.core.is_some_and(|at| at <= now);
+        if core_due {
+            queue.core = None;
+        }
+        let (due, later) = std::mem::take(&mut queue.jobs)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        queue.jobs = later;
+        (due.into_iter().map(|(_, job)| job).collect(), core_due)
+    }
+}
+
+/// The timer thread's loop (never returns).
+pub fn run(shared: Arc<Shared>) {
+    loop {
+        let (jobs, core_due) = shared.timer.next_due();
+        for job in jobs {
+            job();
+        }
+        if core_due {
+            // Re-arms itself: every call leaves with the server's next deadline.
+            shared.call(|server, now| server.handle_timeout(now));
+        }
+    }
+}
