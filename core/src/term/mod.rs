@@ -223,29 +223,46 @@ impl TermState {
         &self.modes
     }
 
-    /// True where runs of printable ASCII need no per-byte work.
-    fn skips_printable(&self) -> bool {
-        match self.state {
-            State::Ground | State::DcsPass | State::DcsIgnore | State::SosPmApc => true,
-            State::Osc => self.osc.phase == OscPhase::Rest,
-            _ => false,
+    /// How many leading bytes are text that changes nothing in the current state: printable
+    /// ASCII and whole UTF-8 characters (but not U+0080..U+009F, which are C1 controls).
+    fn inert_prefix(&self, bytes: &[u8]) -> usize {
+        let utf8_inert = match self.state {
+            _ if self.utf8_need != 0 => return 0,
+            State::Ground | State::DcsPass | State::DcsIgnore => true,
+            State::Osc if self.osc.phase == OscPhase::Rest => true,
+            // xterm.js leaves an APC string on non-ASCII text.
+            State::SosPmApc => false,
+            _ => return 0,
+        };
+        let ascii = bytes
+            .iter()
+            .position(|b| !(0x20..0x7f).contains(b))
+            .unwrap_or(bytes.len());
+        match bytes.get(ascii) {
+            Some(&b) if utf8_inert && b >= 0x80 => {}
+            _ => return ascii,
         }
+        let rest = &bytes[ascii..];
+        let stop = rest
+            .iter()
+            .position(|&b| b < 0x20 || b == 0x7f || b == 0xc2)
+            .unwrap_or(rest.len());
+        // A run the standard validator accepts decodes to whole characters >= U+00A0 here.
+        ascii
+            + match std::str::from_utf8(&rest[..stop]) {
+                Ok(_) => stop,
+                Err(e) => e.valid_up_to(),
+            }
     }
 
     /// The scanner; `base` is the absolute position of `bytes[0]` for `ev`.
     fn feed<E: Events>(&mut self, bytes: &[u8], base: usize, ev: &mut E) {
         let mut i = 0;
         while i < bytes.len() {
-            if self.utf8_need == 0 && self.skips_printable() {
-                // Text runs: one compare per byte, no state dispatch.
-                let run = bytes[i..]
-                    .iter()
-                    .position(|b| !(0x20..0x7f).contains(b))
-                    .unwrap_or(bytes.len() - i);
-                i += run;
-                if i == bytes.len() {
-                    break;
-                }
+            // Text runs: a scan without state dispatch.
+            i += self.inert_prefix(&bytes[i..]);
+            if i == bytes.len() {
+                break;
             }
             self.byte(bytes[i], base + i, ev);
             i += 1;
@@ -257,7 +274,7 @@ impl TermState {
         if b < 0x80 {
             // An ASCII byte ends any unfinished character (which is dropped).
             let clean = self.utf8_need == 0;
-            self.utf8_need = 0;
+            self.utf8_done();
             self.code(b, pos, pos + 1, clean, ev);
         } else if b < 0xc0 {
             if self.utf8_need == 0 {
@@ -265,12 +282,11 @@ impl TermState {
             }
             self.utf8_need -= 1;
             if self.utf8_need == 0 {
-                match self.utf8_lead {
+                let (lead, clean) = (self.utf8_lead, self.utf8_clean);
+                self.utf8_done();
+                match lead {
                     // U+0080..U+009F: a C1 control, two bytes long.
-                    0xc2 if b < 0xa0 => {
-                        let clean = self.utf8_clean;
-                        self.code(b, pos.saturating_sub(1), pos + 1, clean, ev)
-                    }
+                    0xc2 if b < 0xa0 => self.code(b, pos.saturating_sub(1), pos + 1, clean, ev),
                     // Overlong encodings decode to nothing.
                     0xc0 | 0xc1 => {}
                     _ => self.code(NON_ASCII, pos, pos + 1, false, ev),
@@ -285,7 +301,18 @@ impl TermState {
                 _ => 0,
             };
             self.utf8_lead = b;
+            if self.utf8_need == 0 {
+                self.utf8_done();
+            }
         }
+    }
+
+    /// No character pending; the bookkeeping fields take one canonical value, so the
+    /// text fast path (which skips them) leaves the same state as byte-by-byte decoding.
+    fn utf8_done(&mut self) {
+        self.utf8_need = 0;
+        self.utf8_lead = 0;
+        self.utf8_clean = false;
     }
 
     /// Starts a new sequence at `start` in `state`; `clean` as in [`Events::begin`].
