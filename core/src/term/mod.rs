@@ -652,11 +652,14 @@ impl Events for DropCollector {
             Verdict::Keep => {}
             Verdict::Drop if clean => self.drops.push(start..end),
             Verdict::Drop => {}
-            Verdict::Terminator => {
+            // Only an ESC that ended a (dropped) string: a bare `ESC \` after a dropped
+            // query in ground state is a sequence of its own.
+            Verdict::Terminator if !clean => {
                 if let Some(last) = self.drops.last_mut().filter(|d| d.end == start) {
                     last.end = end;
                 }
             }
+            Verdict::Terminator => {}
         }
     }
 }
@@ -722,19 +725,24 @@ fn feed_from<E: Events>(st: &mut TermState, chunks: &[&[u8]], from: usize, ev: &
 /// `plan.drops`.
 pub fn apply_plan(chunks: &[&[u8]], plan: &ReplayPlan) -> Vec<u8> {
     let mut out = plan.prefix.clone();
-    let mut drops = plan.drops.iter().peekable();
-    let mut pos = 0;
-    for chunk in chunks {
-        for &b in *chunk {
-            while drops.peek().is_some_and(|d| d.end <= pos) {
-                drops.next();
-            }
-            let dropped = drops.peek().is_some_and(|d| d.contains(&pos));
-            if pos >= plan.cut && !dropped {
-                out.push(b);
-            }
-            pos += 1;
-        }
+    let mut from = plan.cut;
+    for drop in &plan.drops {
+        copy_range(chunks, from..drop.start.max(from), &mut out);
+        from = from.max(drop.end);
     }
+    copy_range(chunks, from..usize::MAX, &mut out);
     out
+}
+
+/// Appends the bytes of the logical string `chunks` in `range` (clipped to its length).
+fn copy_range(chunks: &[&[u8]], range: Range<usize>, out: &mut Vec<u8>) {
+    let mut base = 0;
+    for chunk in chunks {
+        let end = base + chunk.len();
+        let (a, b) = (range.start.max(base), range.end.min(end));
+        if a < b {
+            out.extend_from_slice(&chunk[a - base..b - base]);
+        }
+        base = end;
+    }
 }

@@ -279,6 +279,12 @@ fn string_ended_by_another_escape_is_dropped_without_it() {
     // how the bytes after it parse).
     let s = b"x\n\x1b]0;t\x1b]52;c;abc\x07";
     assert!(dropped(s).is_empty());
+    // ST after a dropped string goes with it; a bare ST after a dropped query stays.
+    assert_eq!(
+        dropped(b"x\n\x1b]52;c;abc\x1b\\y"),
+        vec![b"\x1b]52;c;abc\x1b\\".to_vec()]
+    );
+    assert_eq!(dropped(b"x\n\x1b[c\x1b\\y"), vec![b"\x1b[c".to_vec()]);
 }
 
 #[test]
@@ -494,6 +500,16 @@ fn split_at_points<'a>(bytes: &'a [u8], points: &[usize]) -> Vec<&'a [u8]> {
     out
 }
 
+/// `apply_plan` the obvious way, byte by byte.
+fn naive_apply(bytes: &[u8], p: &ReplayPlan) -> Vec<u8> {
+    let kept = (p.cut..bytes.len()).filter(|i| !p.drops.iter().any(|d| d.contains(i)));
+    p.prefix
+        .iter()
+        .copied()
+        .chain(kept.map(|i| bytes[i]))
+        .collect()
+}
+
 fn check_plan_shape(start: &TermState, chunks: &[&[u8]], p: &ReplayPlan) {
     let total: usize = chunks.iter().map(|c| c.len()).sum();
     let bytes = chunks.concat();
@@ -517,6 +533,7 @@ fn check_plan_shape(start: &TermState, chunks: &[&[u8]], p: &ReplayPlan) {
         );
         last = d.end;
     }
+    assert_eq!(apply_plan(chunks, p), naive_apply(&bytes, p));
 }
 
 proptest! {
