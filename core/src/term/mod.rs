@@ -13,7 +13,15 @@
 //! - [`TermState::at_safe_cut`] is true only in ground state outside a UTF-8 character;
 //! - a fresh terminal fed [`TermState::restore_sequence`] and then the bytes after a cut
 //!   ends in the same [`Modes`] as one fed the whole stream ([`plan_replay`] relies on it);
-//! - [`plan_replay`] drops only complete query or side-effect sequences after its cut.
+//! - [`plan_replay`] drops only complete query or side-effect sequences after its cut,
+//!   and only those that start at a safe cut (leaving them out cannot change how the bytes
+//!   after them parse).
+//!
+//! Not tracked (a replay cut after them loses them): the cursor position and the position
+//! and charset part of a saved cursor (DECSC saves only the pen here), palette and dynamic
+//! colours set by OSC 4/10-19, titles, an open OSC 8 hyperlink, kitty keyboard flags,
+//! synchronized output (2026) and xterm.js's separate scroll region per screen (one region
+//! is tracked, as in xterm). A resize resets xterm.js's scroll region, which no byte shows.
 
 mod modes;
 #[cfg(test)]
@@ -545,6 +553,8 @@ impl TermState {
             (0, 0, b't') => (11..=21).contains(&p.get(0)),
             // Kitty keyboard flags query.
             (b'?', 0, b'u') => true,
+            // XTSMGRAPHICS: every form is answered with a report.
+            (b'?', 0, b'S') => true,
             _ => false,
         };
         if query && !self.shifted {

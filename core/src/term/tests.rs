@@ -205,6 +205,7 @@ fn queries_are_dropped() {
         b"\x1b[18t",
         b"\x1b[21t",
         b"\x1b[?u",
+        b"\x1b[?1;1;0S",
         b"\x1bP$qm\x1b\\",
         b"\x1bP$q\"p\x1b\\",
         b"\x1bP+q544e\x1b\\",
@@ -360,6 +361,21 @@ fn plan_is_the_same_for_every_split() {
             }
         }
     }
+}
+
+#[test]
+fn advance_is_the_same_for_every_split() {
+    let whole = state_after(RICH);
+    for i in 0..=RICH.len() {
+        let mut st = state_after(&RICH[..i]);
+        st.advance(&RICH[i..]);
+        assert_eq!(st, whole, "split at {i}");
+    }
+    let mut bytewise = TermState::new();
+    for b in RICH {
+        bytewise.advance(std::slice::from_ref(b));
+    }
+    assert_eq!(bytewise, whole);
 }
 
 /// One piece of a generated stream.
