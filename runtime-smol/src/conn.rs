@@ -27,7 +27,6 @@ type Socket = Async<TcpStream>;
 
 /// Serves one accepted connection to its end.
 pub async fn serve(driver: Rc<Driver>, stream: Socket) {
-    driver.connection_opened();
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let request = future::or(read_request(&driver, &stream), async {
         Timer::at(deadline).await;
@@ -42,7 +41,6 @@ pub async fn serve(driver: Rc<Driver>, stream: Socket) {
         Err(Some(answer)) => respond(stream, &answer).await,
         Err(None) => log::debug!("a connection sent no complete request in time"),
     }
-    driver.connection_closed();
 }
 
 /// Carries out the core's reply.

@@ -71,8 +71,9 @@ pub struct Driver {
     /// The deadline the timer task sleeps toward, and its wake-up when that changes.
     scheduled: Cell<Option<Time>>,
     timer: Wake,
-    /// Woken after every call while shutting down, and when a connection ends.
+    /// Woken after every call into the core, and when a WebSocket client ends.
     progress: Wake,
+    /// WebSocket clients still connected.
     connections: Cell<usize>,
 }
 
@@ -325,20 +326,20 @@ impl Driver {
         }
     }
 
-    /// A WebSocket or HTTP connection started.
-    pub fn connection_opened(&self) {
+    /// A WebSocket client started (shutdown waits for it to get its close).
+    pub fn client_opened(&self) {
         self.connections.set(self.connections.get() + 1);
     }
 
-    /// A connection ended.
-    pub fn connection_closed(&self) {
+    /// A WebSocket client ended.
+    pub fn client_closed(&self) {
         self.connections
             .set(self.connections.get().saturating_sub(1));
         self.progress.notify();
     }
 
     /// Stops the server: the core terminates every session; this waits until every
-    /// session is gone and every connection has closed (bounded by `limit`), then kills
+    /// session is gone and every WebSocket client has closed (bounded by `limit`), then kills
     /// whatever is left of the sessions' processes.
     pub async fn shutdown(&self, limit: Duration) {
         self.call(|server, now| server.shutdown(now));

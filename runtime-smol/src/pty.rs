@@ -16,6 +16,9 @@ use axs_pty::{SpawnOptions, WinSize};
 use crate::driver::{Child, Driver};
 use crate::wake::Wake;
 
+/// Bytes read from one pty in a row before its reader lets other tasks run.
+const YIELD_AFTER: usize = 256 * 1024;
+
 /// The runtime's side of one session's pty master.
 pub struct SessionIo {
     id: SessionId,
@@ -109,15 +112,26 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
 async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>, read_size: usize) {
     let id = io.id;
     let mut buf = vec![0u8; read_size.max(1)];
+    let mut unyielded = 0;
     loop {
         while io.paused.get() {
             if !io.resume.wait().await {
                 return;
             }
         }
+        // A read that finds data does not yield; let the clients' writers and other
+        // sessions run now and then while a program floods its pty.
+        if unyielded >= YIELD_AFTER {
+            unyielded = 0;
+            futures_lite::future::yield_now().await;
+        }
         match io.master.read_with(|f| (&*f).read(&mut buf)).await {
             Ok(0) => break,
-            Ok(n) => driver.call(|server, now| server.pty_output(id, &buf[..n], now)),
+            Ok(n) => {
+                unyielded += n;
+                log::trace!("session {id}: {n} bytes of output");
+                driver.call(|server, now| server.pty_output(id, &buf[..n], now));
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 if e.raw_os_error() != Some(EIO) {

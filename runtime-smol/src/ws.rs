@@ -48,6 +48,7 @@ pub async fn serve(
     id: SessionId,
     generation: Generation,
 ) {
+    driver.client_opened();
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(64 * 1024)
@@ -69,6 +70,7 @@ pub async fn serve(
     }
     driver.remove_client(id, generation);
     driver.call(|server, now| server.detach(id, generation, now));
+    driver.client_closed();
 }
 
 /// Hands every text or binary message to the core as input, until the socket ends.

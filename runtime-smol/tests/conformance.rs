@@ -1,0 +1,3 @@
+//! The conformance suite (`axs-conformance`) run against this crate's `axs` binary.
+
+axs_conformance::conformance_tests!(env!("CARGO_BIN_EXE_axs"));
