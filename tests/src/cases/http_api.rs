@@ -166,8 +166,11 @@ pub fn http_terminate_any_body(bin: &Path) {
     let path = format!("/terminals/{pid}/terminate");
     let r = server.request("POST", &path, &[], None);
     assert_success_true(&format!("POST {path} with no body and no content type"), &r);
-    let r = server.request("POST", &path, &[], None);
-    assert_success_true(&format!("POST {path} a second time"), &r);
+    let r = server.request("POST", &path, &[], Some(b""));
+    assert_success_true(
+        &format!("POST {path} a second time (Content-Length: 0, as fetch sends it)"),
+        &r,
+    );
     let pid2 = server.create_terminal(80, 24);
     let path2 = format!("/terminals/{pid2}/terminate");
     let r = server.request(
