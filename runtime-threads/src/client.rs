@@ -243,7 +243,9 @@ fn start_writer(
             let _count = WriterCount(&shared);
             write_frames(&shared, client, stream, &signal);
         });
-    spawned.map(drop).inspect_err(|_| counted.count_writer(false))
+    spawned
+        .map(drop)
+        .inspect_err(|_| counted.count_writer(false))
 }
 
 /// Counts the writer out when its thread ends, even by a panic.

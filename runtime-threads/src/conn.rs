@@ -16,14 +16,14 @@ use crate::shared::Shared;
 use crate::Slot;
 
 /// Time a client gets to send its whole request (head and body).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time a client gets to take an answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After answering, how long unread request bytes are drained before closing (closing
 /// with unread bytes would reset the connection and could destroy the answer in flight).
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes drained that way.
-const LINGER_BYTES: usize = 1024 * 1024;
+const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 /// A request as read from the socket.
 struct Request {
@@ -60,7 +60,14 @@ pub fn serve(shared: &Arc<Shared>, program: &Program, mut stream: TcpStream, slo
             let answer = session::execute(shared, job);
             finish(stream, &answer);
         }
-        (Reply::Upgrade { response, id, generation }, Some((signal, input))) => {
+        (
+            Reply::Upgrade {
+                response,
+                id,
+                generation,
+            },
+            Some((signal, input)),
+        ) => {
             drop(slot);
             let client = ClientId { id, generation };
             if let Err(e) = upgrade(&mut stream, &response) {

@@ -10,11 +10,12 @@
 //! | `main` | 1 | `accept` | — (spawns a connection thread) |
 //! | `signals` | 1 | signal self-pipe | `child_exited` (SIGCHLD: `try_wait` per unreaped pid), `shutdown` |
 //! | `timer` | 1 | condvar until the core's deadline | `handle_timeout`; grace kills, command timeouts |
-//! | connection | 1 per HTTP request (at most 64 at once), ≤ 10 s to send it | `read` | `request`, `spawned`, `command_finished` |
+//! | connection | 1 per HTTP request (at most 64 at once), ≤ 15 s to send it | `read` | `request`, `spawned`, `command_finished` |
 //! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read` | `input`, `detach` |
 //! | `ws-write` | 1 per attached client | condvar until `Wake`, then socket writes | `poll_transmit` |
 //! | `pty-read` | 1 per session | `read` (condvar while paused) | `pty_output`, `pty_eof` |
 //! | `pty-write` | 1 per session | condvar until input, then pty writes | — |
+//! | `exec-wait` | 1 per running `execute-command` | `waitpid` | — (its shell's exit starts the drain) |
 //! | `shutdown` | 1 during shutdown | condvar, ≤ 4 s | `shutdown` |
 //!
 //! So: 3 threads at rest, plus 2 per session and 2 per attached client.
@@ -186,7 +187,10 @@ impl Slots {
     fn acquire(&self) {
         let mut busy = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         while *busy >= MAX_CONNECTIONS {
-            busy = self.freed.wait(busy).unwrap_or_else(PoisonError::into_inner);
+            busy = self
+                .freed
+                .wait(busy)
+                .unwrap_or_else(PoisonError::into_inner);
         }
         *busy += 1;
     }

@@ -16,11 +16,13 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
+use std::time::Duration;
 
-use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
 use axs_core::http::Response;
+use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
 use axs_core::time::Time;
 use axs_pty::{SpawnError, SpawnOptions, WinSize};
 
@@ -245,14 +247,32 @@ fn write_pty(id: SessionId, master: &File, input: &InputQueue) {
     }
 }
 
+/// Most output kept from one command; the rest is read and dropped so it never blocks.
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+/// How long output may still arrive after the shell exited (a background job holding
+/// the pty open must not hold the answer): then the session is hung up.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+/// How long to wait for the shell's status after the pty is done with.
+const REAP_WAIT: Duration = Duration::from_secs(3);
+
 /// Runs an `execute-command` job on this thread and returns the answer.
 ///
-/// `sh -c command` on a pty in the job's directory; the output is read until EOF, or
-/// until [`axs_core::api::EXECUTE_COMMAND_TIMEOUT`] when the timer thread kills the
-/// process group (which brings EOF).
+/// `sh -c command` on a pty in the job's directory. Its output is read until EOF; a
+/// short-lived thread waits for the shell, and the timer thread ends the wait: it hangs
+/// the session up [`DRAIN_AFTER_EXIT`] after the shell's exit, and kills it at
+/// [`axs_core::api::EXECUTE_COMMAND_TIMEOUT`]; either brings EOF.
 pub fn execute(shared: &Shared, job: CommandJob) -> Response {
     let result = run_command(shared, &job.command, &job.cwd);
     shared.call(|server, _| server.command_finished(job, result))
+}
+
+/// Where a command stands, shared with its timer jobs.
+#[derive(Debug, Default)]
+struct JobState {
+    /// Its output is collected: the timer jobs must not signal the (maybe reused) pid.
+    finished: bool,
+    /// The time limit ended it.
+    timed_out: bool,
 }
 
 fn run_command(shared: &Shared, command: &str, cwd: &str) -> CommandResult {
@@ -267,34 +287,91 @@ fn run_command(shared: &Shared, command: &str, cwd: &str) -> CommandResult {
         Err(e) => return CommandResult::Failed(e.to_string()),
     };
     let pid = spawned.pid;
-    // Set (under its lock) before the child is reaped, so the timeout never signals a
-    // reused pid.
-    let finished = Arc::new(Mutex::new(false));
-    let guard = Arc::clone(&finished);
+    let state = Arc::new(Mutex::new(JobState::default()));
+    let limit = Arc::clone(&state);
     shared
         .timer
         .after(axs_core::api::EXECUTE_COMMAND_TIMEOUT, move || {
-            if !*guard.lock().unwrap_or_else(PoisonError::into_inner) {
+            let mut state = limit.lock().unwrap_or_else(PoisonError::into_inner);
+            if !state.finished {
                 log::debug!("execute-command {pid} timed out: killing it");
+                state.timed_out = true;
                 let _ = axs_pty::kill_group(pid);
             }
         });
-    let output = read_to_end(&File::from(spawned.master));
-    *finished.lock().unwrap_or_else(PoisonError::into_inner) = true;
-    if let Err(e) = axs_pty::wait_blocking(pid) {
-        log::debug!("execute-command {pid}: reap: {e}");
+    let exited = wait_in_background(shared, pid, &state);
+    let output = read_output(&File::from(spawned.master));
+    let timed_out = {
+        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.finished = true;
+        state.timed_out
+    };
+    // Whatever the command left behind in its session goes with it.
+    let _ = axs_pty::hangup_group(pid);
+    if timed_out {
+        let _ = axs_pty::kill_group(pid);
+    }
+    let reaped = exited.is_some_and(|rx| rx.recv_timeout(REAP_WAIT).is_ok());
+    if !reaped {
+        let _ = axs_pty::kill_group(pid);
+    }
+    if timed_out {
+        return CommandResult::Failed(format!(
+            "the command did not finish within {} s",
+            axs_core::api::EXECUTE_COMMAND_TIMEOUT.as_secs()
+        ));
     }
     CommandResult::Output(output)
 }
 
-/// Reads a pty master until EOF or EIO.
-fn read_to_end(master: &File) -> Vec<u8> {
+/// Starts the thread that reaps the command's shell and, once it exited, schedules the
+/// hangup that ends a drain held up by a background job. The receiver hears of the reap.
+fn wait_in_background(
+    shared: &Shared,
+    pid: u32,
+    state: &Arc<Mutex<JobState>>,
+) -> Option<mpsc::Receiver<()>> {
+    let (tx, rx) = mpsc::channel();
+    let timer = Arc::clone(&shared.timer);
+    let state = Arc::clone(state);
+    let spawned = thread::Builder::new()
+        .name(format!("exec-wait-{pid}"))
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            if let Err(e) = axs_pty::wait_blocking(pid) {
+                log::debug!("execute-command {pid}: wait: {e}");
+            }
+            let _ = tx.send(());
+            timer.after(DRAIN_AFTER_EXIT, move || {
+                if !state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .finished
+                {
+                    let _ = axs_pty::hangup_group(pid);
+                }
+            });
+        });
+    match spawned {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            log::warn!("execute-command {pid}: cannot start its waiter: {e}");
+            None
+        }
+    }
+}
+
+/// Reads a pty master until EOF or EIO, keeping at most [`MAX_OUTPUT`] bytes.
+fn read_output(master: &File) -> Vec<u8> {
     let mut output = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
         match (&*master).read(&mut buf) {
             Ok(0) => return output,
-            Ok(n) => output.extend_from_slice(&buf[..n]),
+            Ok(n) => {
+                let room = MAX_OUTPUT.saturating_sub(output.len());
+                output.extend_from_slice(&buf[..n.min(room)]);
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return output,
         }

@@ -162,7 +162,7 @@ pub struct Shared {
     changed: Condvar,
     epoch: Instant,
     /// The timer thread's queue.
-    pub timer: Timer,
+    pub timer: Arc<Timer>,
     /// How many bytes a pty reader reads at once.
     pub read_size: usize,
 }
@@ -181,7 +181,7 @@ impl Shared {
             }),
             changed: Condvar::new(),
             epoch,
-            timer: Timer::new(),
+            timer: Arc::new(Timer::new()),
             read_size,
         })
     }

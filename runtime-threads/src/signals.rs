@@ -98,5 +98,7 @@ fn shutdown(shared: &Shared) -> ! {
             let _ = axs_pty::kill_group(pid);
         }
     }
+    // Kills due after a grace (processes that ignored the hangup) cannot wait any more.
+    shared.timer.run_all_now();
     std::process::exit(0);
 }

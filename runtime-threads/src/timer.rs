@@ -74,6 +74,14 @@ impl Timer {
         self.wake.notify_one();
     }
 
+    /// Runs every pending job now, whatever its time (at exit: nothing may be left for later).
+    pub fn run_all_now(&self) {
+        let jobs = std::mem::take(&mut self.lock().jobs);
+        for (_, job) in jobs {
+            job();
+        }
+    }
+
     /// Waits for the next due deadline; returns the due jobs and whether the core is due.
     fn next_due(&self) -> (Vec<Job>, bool) {
         let mut queue = self.lock();
@@ -88,7 +96,12 @@ impl Timer {
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
-                None => queue = self.wake.wait(queue).unwrap_or_else(PoisonError::into_inner),
+                None => {
+                    queue = self
+                        .wake
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner)
+                }
             }
         }
         let now = Instant::now();
