@@ -102,3 +102,45 @@ pub fn describe(pids: &[u32]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The `read` system call number on this architecture.
+#[cfg(target_arch = "x86_64")]
+const SYS_READ: &str = "0";
+/// The `read` system call number on this architecture.
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "loongarch64"
+))]
+const SYS_READ: &str = "63";
+/// The `read` system call number on this architecture.
+#[cfg(any(target_arch = "x86", target_arch = "arm"))]
+const SYS_READ: &str = "3";
+
+/// True while `pid` is blocked in `read(0, ...)` (its terminal), per /proc/PID/syscall.
+pub fn reading_stdin(pid: u32) -> bool {
+    let Ok(s) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        // Kernels without /proc/PID/syscall: the tty read wait is the best sign left.
+        return matches!(
+            fs::read_to_string(format!("/proc/{pid}/wchan")).as_deref(),
+            Ok("n_tty_read") | Ok("wait_woken")
+        );
+    };
+    let mut f = s.split_whitespace();
+    f.next() == Some(SYS_READ) && f.next() == Some("0x0")
+}
+
+/// Waits until `pid` blocks reading its terminal (so its earlier setup, like `stty -echo`,
+/// is done and input sent now is read, not echoed); the error says what it was doing.
+pub fn wait_reading_stdin(pid: u32, timeout: Duration) -> Result<(), String> {
+    if poll(timeout, || reading_stdin(pid)) {
+        return Ok(());
+    }
+    Err(format!(
+        "self-check: process {pid} ({:?}, state {:?}) did not block reading its terminal within {timeout:?}; \
+         syscall {:?}",
+        comm(pid),
+        state(pid),
+        fs::read_to_string(format!("/proc/{pid}/syscall")).ok()
+    ))
+}

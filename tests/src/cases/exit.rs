@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{sh_script, OrFail, EVENT};
+use super::{sh_script, when_reading, OrFail, EVENT};
 use crate::procfs;
 use crate::server::{Server, TempDir};
 use crate::ws::Ws;
@@ -10,7 +10,7 @@ use crate::ws::Ws;
 /// Runs `ending` after printing LAST-LINE on demand; returns the exit (code, signal).
 fn run_until_exit(bin: &Path, ending: &str) -> (Option<i64>, Option<String>) {
     let dir = TempDir::new("exit");
-    let script = format!("stty -echo\necho START\nread go\necho LAST-LINE\n{ending}\n");
+    let script = format!("stty -echo\nread go\necho LAST-LINE\n{ending}\n");
     let cmd = sh_script(&dir, "exit.sh", &script);
     let server = Server::start(bin, &["-c", &cmd], &[]);
     let pid = server.create_terminal(80, 24);
@@ -20,8 +20,7 @@ fn run_until_exit(bin: &Path, ending: &str) -> (Option<i64>, Option<String>) {
         &server.proc.context(),
     );
     ws.label = format!("client of `{ending}`");
-    ws.wait_for("START\r\n", EVENT).or_fail();
-    ws.send_text("\r").or_fail();
+    when_reading(&mut ws, pid, "\r");
     let exit = ws.expect_exit(EVENT).or_fail();
     assert!(
         ws.got.contains(b"LAST-LINE\r\n"),

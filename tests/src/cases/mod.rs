@@ -49,5 +49,14 @@ pub(crate) fn sh_script(dir: &TempDir, name: &str, body: &str) -> String {
     format!("sh {}", p.display())
 }
 
+/// Waits until the session's program blocks reading its terminal, then sends `input`.
+///
+/// Scripts start with `stty -echo` and a `read`: input sent once the read is waiting is
+/// never echoed, and no marker needs to be replayed before the test can go on.
+pub(crate) fn when_reading(ws: &mut crate::ws::Ws, pid: u32, input: &str) {
+    crate::procfs::wait_reading_stdin(pid, EVENT).or_fail();
+    ws.send_text(input).or_fail();
+}
+
 /// The pid of a session that no server could have (above Linux's pid_max limit of 2^22).
 pub(crate) const UNKNOWN_PID: u32 = 999_999_999;

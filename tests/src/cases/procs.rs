@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 
-use super::{sh_script, OrFail, EVENT};
+use super::{sh_script, when_reading, OrFail, EVENT};
 use crate::procfs;
 use crate::server::{Server, TempDir};
 use crate::ws::Ws;
@@ -20,6 +20,11 @@ fn check_child_fds(bin: &Path, env: &[(&str, &str)]) {
         "self-check: session {pid} never became `sleep` (comm {:?})",
         procfs::comm(pid)
     );
+    // The program itself may open files while it starts (sleep reads locale files): only a
+    // descriptor that stays is a leak.
+    procfs::poll(Duration::from_secs(5), || {
+        procfs::fds(pid).is_ok_and(|f| f == [0, 1, 2])
+    });
     let fds = procfs::fds(pid).or_fail();
     assert_eq!(
         fds,
@@ -49,7 +54,9 @@ pub fn child_fds_pty_peer(bin: &Path) {
     check_child_fds(bin, &[("AXS_PTY_PEER", "1")]);
 }
 
-const GROUP_SCRIPT: &str = r#"(trap '' HUP; exec sleep 1000) &
+const GROUP_SCRIPT: &str = r#"stty -echo
+read go
+(trap '' HUP; exec sleep 1000) &
 echo "BG1 $!"
 sleep 1000 &
 echo "BG2 $!"
@@ -77,6 +84,7 @@ pub fn terminate_kills_group(bin: &Path) {
         &format!("/terminals/{pid}"),
         &server.proc.context(),
     );
+    when_reading(&mut ws, pid, "\r");
     ws.wait_for("START\r\n", EVENT).or_fail();
     let out = String::from_utf8_lossy(&ws.got.binary).into_owned();
     let pids = [pid, number_after(&out, "BG1 "), number_after(&out, "BG2 ")];

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{sh_script, OrFail, EVENT};
+use super::{sh_script, when_reading, OrFail, EVENT};
 use crate::control;
 use crate::server::{Server, TempDir};
 use crate::text::{check_numbered, find, first_difference, mode_on, show_tail, strip_escapes};
@@ -91,7 +91,7 @@ pub fn replay_exact(bin: &Path) {
 
     let mut c1 = Ws::attach(server.port, &path, &ctx);
     c1.label = "client 1".into();
-    c1.wait_for("START\r\n", EVENT).or_fail();
+    crate::procfs::wait_reading_stdin(pid, EVENT).or_fail();
     more_lines(&mut c1, 100, 100);
     c1.close();
     drop(c1);
@@ -151,7 +151,7 @@ pub fn resume_since(bin: &Path) {
         &ctx,
     );
     c1.label = "client 1 (since=0)".into();
-    c1.wait_for("START\r\n", EVENT).or_fail();
+    crate::procfs::wait_reading_stdin(pid, EVENT).or_fail();
     more_lines(&mut c1, 100, 100);
     let have = c1.got.binary.len();
     c1.close();
@@ -217,8 +217,8 @@ const NEVER_REPLAYED: [(&str, &[u8]); 3] = [
 fn hygiene_script(filler_lines: u32) -> String {
     format!(
         r#"stty -echo
-echo START
 read go
+echo START
 printf '\033]7777;open;file;/tmp/axs-conformance-must-not-open\007'
 printf '\033]52;c;aGVsbG8=\007'
 printf '\033[c'
@@ -244,8 +244,7 @@ fn check_hygiene(bin: &Path, filler_lines: u32, args: &[&str], expect_cut: bool)
 
     let mut watcher = Ws::attach(server.port, &path, &ctx);
     watcher.label = "live watcher".into();
-    watcher.wait_for("START\r\n", EVENT).or_fail();
-    watcher.send_text("\r").or_fail();
+    when_reading(&mut watcher, pid, "\r");
     watcher.wait_for("END\r\n", EVENT).or_fail();
     assert!(
         watcher.got.contains(b"\x1b]7777") && watcher.got.contains(b"\x1b[?1049h"),
