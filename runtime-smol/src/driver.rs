@@ -126,6 +126,14 @@ impl Driver {
         self.executor.spawn(future)
     }
 
+    /// Spawns a task with a result on the executor; dropping the handle cancels it.
+    pub fn spawn_task<T: 'static>(
+        &self,
+        future: impl std::future::Future<Output = T> + 'static,
+    ) -> Task<T> {
+        self.executor.spawn(future)
+    }
+
     /// Calls into the core with the current time, then carries out every action it decided.
     pub fn call<R>(&self, f: impl FnOnce(&mut Server, Time) -> R) -> R {
         let (result, actions, deadline) = {

@@ -164,9 +164,14 @@ fn run(server: Server, program: Program, reactor: Reactor) {
                 }
             }
         });
-        if let Some(Ok(signal)) = signals.next().await {
-            log::info!("{signal:?}: shutting down");
-        }
+        // A task of its own: the main future is polled on every wake-up of the thread,
+        // and polling the signal stream costs a syscall.
+        let stop = executor.spawn(async move {
+            if let Some(Ok(signal)) = signals.next().await {
+                log::info!("{signal:?}: shutting down");
+            }
+        });
+        stop.await;
         drop(acceptor);
         driver.shutdown(SHUTDOWN_LIMIT).await;
     };

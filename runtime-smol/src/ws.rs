@@ -5,7 +5,6 @@
 //! none (so an echo leaves at once, and bulk output leaves in few large writes).
 
 use std::net::TcpStream;
-use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -58,16 +57,19 @@ pub async fn serve(
     let (sender, receiver) = ws.split();
     let wake = Wake::new();
     driver.add_client(id, generation, wake.clone());
-    let mut reader = pin!(read_input(&driver, receiver, id, generation));
+    // The reader is a task of its own so that waking the writer does not poll the
+    // socket for input too (and the other way round).
+    let mut reader = driver.spawn_task(read_input(driver.clone(), receiver, id, generation));
     let writer = write_output(&driver, sender, &wake, id, generation);
-    let end = future::or(reader.as_mut(), writer).await;
+    let end = future::or(&mut reader, writer).await;
     if matches!(end, End::Closed) {
         // The client answers our close; then the stream ends.
-        future::or(async { _ = reader.await }, async {
+        future::or(async { _ = (&mut reader).await }, async {
             Timer::after(CLOSE_WAIT).await;
         })
         .await;
     }
+    drop(reader);
     driver.remove_client(id, generation);
     driver.call(|server, now| server.detach(id, generation, now));
     driver.client_closed();
@@ -75,7 +77,7 @@ pub async fn serve(
 
 /// Hands every text or binary message to the core as input, until the socket ends.
 async fn read_input(
-    driver: &Driver,
+    driver: Rc<Driver>,
     mut receiver: WebSocketReceiver<Socket>,
     id: SessionId,
     generation: Generation,
