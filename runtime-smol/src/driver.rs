@@ -206,6 +206,10 @@ impl Driver {
         let Some(serial) = self.sessions.borrow().get(&id).map(|e| e.serial) else {
             return;
         };
+        if !self.still_ours(id, serial) {
+            // Everything ended and was reaped: the pid may belong to a stranger now.
+            return;
+        }
         if let Err(e) = axs_pty::hangup_group(id) {
             log::debug!("session {id}: hangup: {e}");
         }
@@ -214,18 +218,24 @@ impl Driver {
         };
         self.spawn_detached(async move {
             Timer::after(TERMINATE_GRACE).await;
-            // A new session that got the same pid in the meantime is not this one.
-            let reused = matches!(
-                driver.children.borrow().get(&id),
-                Some(Child::Session { serial: s }) if *s != serial
-            );
-            if !reused && axs_pty::group_alive(id) {
+            if driver.still_ours(id, serial) {
                 log::debug!("session {id}: still running after the hangup grace; killing");
                 if let Err(e) = axs_pty::kill_group(id) {
                     log::debug!("session {id}: kill: {e}");
                 }
             }
         });
+    }
+
+    /// Whether pid `id` still stands for the session spawned as `serial`: its leader is
+    /// not reaped yet, or a live member still has it as session id (the kernel does not
+    /// reuse a pid while it names a session). A newer session under the same pid is not it.
+    fn still_ours(&self, id: SessionId, serial: u64) -> bool {
+        match self.children.borrow().get(&id) {
+            Some(Child::Session { serial: s }) if *s == serial => true,
+            Some(Child::Session { .. }) => false,
+            _ => axs_pty::group_alive(id),
+        }
     }
 
     fn remove(&self, id: SessionId) {

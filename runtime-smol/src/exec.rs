@@ -87,8 +87,11 @@ async fn collect(driver: &Rc<Driver>, spawned: Spawned) -> CommandResult {
         }
     };
     drop(master);
-    // Whatever the command left behind in its session goes with it.
-    let _ = axs_pty::hangup_group(pid);
+    // Whatever the command left behind in its session goes with it (if the shell was
+    // reaped, only live members keep the pid from being reused).
+    if !exited || axs_pty::group_alive(pid) {
+        let _ = axs_pty::hangup_group(pid);
+    }
     if timed_out {
         let _ = axs_pty::kill_group(pid);
     }
