@@ -186,6 +186,9 @@ impl Events for NoEvents {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TermState {
     state: State,
+    /// The last byte consumed by `advance` was not `\n` (false at the stream's start),
+    /// so a replay planned from here knows whether it already starts at a line start.
+    mid_line: bool,
     /// Continuation bytes still expected, and the lead byte of the pending character.
     utf8_need: u8,
     utf8_lead: u8,
@@ -213,6 +216,9 @@ impl TermState {
     /// Consume bytes.
     pub fn advance(&mut self, bytes: &[u8]) {
         self.feed(bytes, 0, &mut NoEvents);
+        if let Some(&last) = bytes.last() {
+            self.mid_line = last != b'\n';
+        }
     }
 
     /// True when a stream cut here is safe: ground state and not inside a UTF-8 character.
@@ -683,7 +689,8 @@ pub fn plan_replay(start: &TermState, chunks: &[&[u8]], line_window: usize) -> R
     let mut ev = DropCollector::default();
     let mut bytes = chunks.iter().flat_map(|c| c.iter().copied());
     let mut pos = 0;
-    let mut prev = None;
+    // The stream's start, or just after a newline, is a line start already.
+    let mut prev = (!start.mid_line).then_some(b'\n');
     // The first safe position; byte by byte, but only while inside a sequence.
     while !st.at_safe_cut() {
         let Some(b) = bytes.next() else {

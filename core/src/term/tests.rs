@@ -290,12 +290,21 @@ fn string_ended_by_another_escape_is_dropped_without_it() {
 
 #[test]
 fn cut_rules() {
+    // The stream's start is a line start: nothing is cut.
     let fresh = TermState::new();
-    let p = plan_replay(&fresh, &[b"abc\ndef"], 10);
+    assert_eq!(plan_replay(&fresh, &[b"abc\ndef"], 10).cut, 0);
+    // So is the position right after a newline.
+    let mut after_newline = TermState::new();
+    after_newline.advance(b"zz\n");
+    assert_eq!(plan_replay(&after_newline, &[b"abc\ndef"], 10).cut, 0);
+    // Mid-line: the next line start within the window.
+    let mut mid_line = TermState::new();
+    mid_line.advance(b"zz");
+    let p = plan_replay(&mid_line, &[b"abc\ndef"], 10);
     assert_eq!(p.cut, 4);
-    let p = plan_replay(&fresh, &[b"abc\ndef"], 3);
+    let p = plan_replay(&mid_line, &[b"abc\ndef"], 3);
     assert_eq!(p.cut, 0, "line start beyond the window");
-    let p = plan_replay(&fresh, &[b"abc\ndef"], 4);
+    let p = plan_replay(&mid_line, &[b"abc\ndef"], 4);
     assert_eq!(p.cut, 4);
     // Starting inside a sequence: the first safe position, then a line start near it.
     let mid = state_after(b"\x1b[");
@@ -311,7 +320,7 @@ fn cut_rules() {
     let p = plan_replay(&state_after(b"\xe2"), &[b"\x82\xacx"], 0);
     assert_eq!(p.cut, 2);
     // A newline inside a sequence is no line start.
-    let p = plan_replay(&fresh, &[b"a\x1b[\n1mb\nc"], 100);
+    let p = plan_replay(&mid_line, &[b"a\x1b[\n1mb\nc"], 100);
     assert_eq!(p.cut, 8);
     // Never safe: empty replay.
     let p = plan_replay(&state_after(b"\x1b]0;"), &[b"endless title"], 100);
