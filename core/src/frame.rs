@@ -61,8 +61,16 @@ impl ExitStatus {
     /// The axs exit message: `{"type":"exit","data":{"exit_code":N|null,"signal":S|null,"message":"..."}}`.
     pub fn exit_message(&self) -> String {
         let (exit_code, signal, message) = match self {
-            ExitStatus::Code(code) => (Some(*code), None, format!("Process exited with code {code}")),
-            ExitStatus::Signal(name) => (None, Some(name.as_str()), format!("Process terminated by {name}")),
+            ExitStatus::Code(code) => (
+                Some(*code),
+                None,
+                format!("Process exited with code {code}"),
+            ),
+            ExitStatus::Signal(name) => (
+                None,
+                Some(name.as_str()),
+                format!("Process terminated by {name}"),
+            ),
         };
         json(&Tagged {
             kind: "exit",
@@ -175,8 +183,14 @@ mod tests {
 
     #[test]
     fn control_messages_are_tagged_json() {
-        let v: serde_json::Value =
-            serde_json::from_str(&Control::Skipped { bytes: 5, offset: 9 }.to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(
+            &Control::Skipped {
+                bytes: 5,
+                offset: 9,
+            }
+            .to_json(),
+        )
+        .unwrap();
         assert_eq!(v["type"], "skipped");
         assert_eq!(v["data"]["bytes"], 5);
     }
