@@ -188,12 +188,21 @@ impl Driver {
             }
             Action::ClosePty => {
                 if let Some(entry) = self.sessions.borrow_mut().get_mut(&id) {
-                    entry.io = None;
+                    if let Some(io) = entry.io.take() {
+                        io.close();
+                    }
                     entry.tasks.clear();
                 }
             }
             Action::Terminate => self.terminate(id),
             Action::Remove => self.remove(id),
+        }
+    }
+
+    /// Waits while session `id` has more input queued than its program takes.
+    pub async fn input_room(&self, id: SessionId) {
+        if let Some(io) = self.io(id) {
+            io.input_room().await;
         }
     }
 
@@ -241,6 +250,9 @@ impl Driver {
     fn remove(&self, id: SessionId) {
         let entry = self.sessions.borrow_mut().remove(&id);
         if let Some(entry) = entry {
+            if let Some(io) = &entry.io {
+                io.close();
+            }
             let mut children = self.children.borrow_mut();
             if let Some(child) = children.get_mut(&id) {
                 if matches!(child, Child::Session { serial } if *serial == entry.serial) {

@@ -19,6 +19,10 @@ use crate::wake::Wake;
 /// Bytes read from one pty in a row before its reader lets other tasks run.
 const YIELD_AFTER: usize = 256 * 1024;
 
+/// Input queued for a program beyond which its clients' sockets are not read until the
+/// program takes some (TCP then holds the senders back; memory stays bounded).
+pub const MAX_INPUT_BACKLOG: usize = 1024 * 1024;
+
 /// The runtime's side of one session's pty master.
 pub struct SessionIo {
     id: SessionId,
@@ -27,6 +31,8 @@ pub struct SessionIo {
     resume: Wake,
     input: RefCell<Vec<u8>>,
     input_ready: Wake,
+    /// Woken whenever queued input was written.
+    input_taken: Wake,
 }
 
 impl SessionIo {
@@ -38,6 +44,7 @@ impl SessionIo {
             resume: Wake::new(),
             input: RefCell::new(Vec::new()),
             input_ready: Wake::new(),
+            input_taken: Wake::new(),
         }
     }
 
@@ -45,6 +52,22 @@ impl SessionIo {
     pub fn queue_input(&self, bytes: &[u8]) {
         self.input.borrow_mut().extend_from_slice(bytes);
         self.input_ready.notify();
+    }
+
+    /// Waits until the queued input is below [`MAX_INPUT_BACKLOG`].
+    pub async fn input_room(&self) {
+        while self.input.borrow().len() > MAX_INPUT_BACKLOG {
+            if !self.input_taken.wait().await {
+                return;
+            }
+        }
+    }
+
+    /// The pty is done with: whoever waits on it stops waiting.
+    pub fn close(&self) {
+        self.resume.close();
+        self.input_ready.close();
+        self.input_taken.close();
     }
 
     /// Sets the terminal size.
@@ -160,7 +183,10 @@ async fn write_input(io: Rc<SessionIo>) {
             while !rest.is_empty() {
                 match io.master.write_with(|f| (&*f).write(rest)).await {
                     Ok(0) => return,
-                    Ok(n) => rest = &rest[n..],
+                    Ok(n) => {
+                        rest = &rest[n..];
+                        io.input_taken.notify();
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         // The program is gone: its input has nowhere to go.

@@ -86,9 +86,11 @@ async fn read_input(
         match message {
             Ok(Message::Text(text)) => {
                 driver.call(|server, now| server.input(id, generation, text.as_bytes(), now));
+                driver.input_room(id).await;
             }
             Ok(Message::Binary(bytes)) => {
                 driver.call(|server, now| server.input(id, generation, &bytes, now));
+                driver.input_room(id).await;
             }
             // Pings are answered by tungstenite; a close is answered and ends the stream.
             Ok(_) => {}
