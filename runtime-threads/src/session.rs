@@ -25,11 +25,14 @@ use axs_core::http::Response;
 use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
 use axs_core::time::Time;
 use axs_pty::{SpawnError, SpawnOptions, WinSize};
+use rustix::event::{PollFd, PollFlags};
 
 use crate::shared::{SessionIo, Shared, State};
 
 /// Queued input beyond which a client's reader thread waits for the program to catch up.
 const INPUT_BACKLOG: usize = 1024 * 1024;
+/// Most a pty master hands out per read (the line discipline's buffer).
+const PTY_CHUNK: usize = 4096;
 /// Stack size of the pty threads (they run core code under the lock, nothing deep).
 const STACK_SIZE: usize = 256 * 1024;
 
@@ -222,7 +225,7 @@ fn start_threads(
 fn read_pty(shared: &Shared, id: SessionId, master: &File, gate: &ReadGate) {
     let mut buf = vec![0u8; shared.read_size.max(1)];
     while gate.wait_open() {
-        match (&*master).read(&mut buf) {
+        match read_available(master, &mut buf) {
             Ok(0) => break,
             Ok(n) => shared.call(|server, now| server.pty_output(id, &buf[..n], now)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -235,6 +238,30 @@ fn read_pty(shared: &Shared, id: SessionId, master: &File, gate: &ReadGate) {
     if !gate.is_closed() {
         shared.call(|server, now| server.pty_eof(id, now));
     }
+}
+
+/// Blocks for the first bytes, then also takes whatever else is already there, up to the
+/// buffer's size: a pty hands out at most 4 KiB per read, and each core call and client
+/// wake-up costs far more than a `poll` that does not wait.
+fn read_available(master: &File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = (&*master).read(buf)?;
+    while n > 0 && buf.len() - n >= PTY_CHUNK && readable_now(master) {
+        match (&*master).read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(more) => n += more,
+        }
+    }
+    Ok(n)
+}
+
+/// Whether a read would not block.
+fn readable_now(master: &File) -> bool {
+    let mut fds = [PollFd::new(master, PollFlags::IN)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
 /// The pty input writer thread.
