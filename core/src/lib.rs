@@ -1,4 +1,61 @@
 //! axs-core: the sans-IO heart of the axs terminal server.
+//!
+//! Everything axs *decides* lives here; the runtimes (`axs` on smol, `axs-threads` on OS
+//! threads) only move bytes between sockets, ptys and this crate. The core never touches a
+//! socket, a file, a clock, a thread or a process, and has no `unsafe`: inputs carry the
+//! time ([`time::Time`]) when it matters, effects come out as values, and timers are a
+//! "next deadline" query. Same inputs, same outputs, every time — so every race is a test
+//! case that replays identically.
+//!
+//! # The driving loop
+//!
+//! ```text
+//!   runtime                                   core (server::Server)
+//!   ───────                                   ─────────────────────
+//!   HTTP bytes ── http::parse_head ─────────▶ request(head, body, now) ─▶ Reply (answer / spawn / upgrade / run)
+//!   pty bytes  ────────────────────────────▶ pty_output(id, bytes, now)
+//!   pty EOF, child exit ───────────────────▶ pty_eof / child_exited(id, status, now)
+//!   WebSocket message ─────────────────────▶ input(id, generation, bytes, now)
+//!   socket can take more ──────────────────▶ poll_transmit(id, generation, now) ─▶ Frame
+//!   deadline passed ───────────────────────▶ handle_timeout(now)
+//!   after every call: poll_action() until None ─▶ WritePty, ResizePty, PausePty, ResumePty,
+//!                                                   Wake, ClosePty, Terminate, Remove
+//!   poll_timeout() ─▶ when to call handle_timeout next
+//! ```
+//!
+//! # A session's life ([`session`])
+//!
+//! ```text
+//! (Spawning: a registry reservation) --spawned--> Running --child exited--> Draining
+//!     --pty EOF or grace timer--> Exited --retention over, no client left--> gone
+//!     \--spawn failed--> reported to the creator; nothing registered
+//! ```
+//!
+//! # Invariants (checked after every step by the property tests in `core/tests/`)
+//!
+//! 1. Every client receives exactly `stream[start..end]`, in order, no duplicates, no gaps
+//!    — except the skip of a lagging client and, in a replay only, the queries and side
+//!    effects left out and the state prefix put in front.
+//! 2. A replay starts no earlier than the ring holds and at a safe cut: never inside a
+//!    UTF-8 character or an escape sequence, at a line start when one is near.
+//! 3. Takeover: the owner is always the highest attached generation; an older client's
+//!    events never affect a newer one, and stale generations are ignored.
+//! 4. Each client gets the exit message exactly once, after all of its output, with the
+//!    real exit code or signal, and then a close.
+//! 5. Memory per session is bounded by the ring (scrollback + one pty read) plus one frame
+//!    per client. The pty is paused only while a *reading* client is a full scrollback
+//!    behind and resumed once it caught up; a client that took nothing for the stall
+//!    timeout stops holding the program back and is the only kind ever skipped forward.
+//! 6. No input sequence panics; the same inputs give the same outputs.
+//!
+//! # Modules
+//!
+//! - [`ring`]: the offset-addressed scrollback; [`client`]: cursors and generations;
+//!   [`session`]: one session's state machine; [`server`]: the registry, limits and the
+//!   request decisions; [`frame`]: what a client is sent (output, exit, control messages).
+//! - [`term`]: the escape-sequence scanner behind safe cuts and replay hygiene.
+//! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
+//!   every error answer; [`cli`]: the command line.
 
 pub mod api;
 pub mod cli;
