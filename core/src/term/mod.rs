@@ -680,7 +680,7 @@ impl Events for DropCollector {
     }
 }
 
-/// `start` is the state after everything before chunks[0]; `line_window`: how far past the
+/// `start` is the state after everything before `chunks[0]`; `line_window`: how far past the
 /// first safe cut to look for a line start (the position right after a '\n' that is also a
 /// safe cut) to prefer as the cut.
 pub fn plan_replay(start: &TermState, chunks: &[&[u8]], line_window: usize) -> ReplayPlan {
