@@ -8,6 +8,7 @@
 use std::ffi::{CStr, OsString};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -168,6 +169,30 @@ pub fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
         };
         io::Error::new(e.kind(), text)
     })
+}
+
+/// Makes a TCP socket report "writable" only while less than `bytes` of queued data is
+/// still unsent (`TCP_NOTSENT_LOWAT`). A writer then wakes as soon as a slow reader has
+/// taken some data, instead of when a third of a multi-megabyte buffer has drained: its
+/// progress is seen early and little data sits queued in the kernel.
+pub fn set_send_low_water(socket: BorrowedFd<'_>, bytes: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int; the fd is
+    // borrowed, so it is open for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Start-up succeeded: writes `READY` to the ready pipe when `AXS_READY_PIPE` is set.

@@ -5,6 +5,7 @@
 //! none (so an echo leaves at once, and bulk output leaves in few large writes).
 
 use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::driver::Driver;
 use crate::wake::Wake;
+
+/// Unsent bytes queued in the kernel below which the socket counts as writable.
+const SEND_LOW_WATER: u32 = 128 * 1024;
 
 /// How long a client gets to answer our close frame before the socket is dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -48,6 +52,9 @@ pub async fn serve(
     generation: Generation,
 ) {
     driver.client_opened();
+    if let Err(e) = axs_pty::host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
+        log::debug!("TCP_NOTSENT_LOWAT: {e}");
+    }
     let config = WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
         .write_buffer_size(64 * 1024)
