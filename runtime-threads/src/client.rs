@@ -279,6 +279,7 @@ fn read_messages(
             Ok(Message::Close(frame)) => signal.end(End::PeerClosed(frame)),
             Ok(Message::Pong(_) | Message::Frame(_)) => {}
             Err(Error::ConnectionClosed | Error::AlreadyClosed) => return,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(Error::Io(e)) => {
                 log::debug!("session {}: client socket ends: {e}", client.id);
                 return;
