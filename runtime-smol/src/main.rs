@@ -177,3 +177,44 @@ fn run(server: Server, program: Program, reactor: Reactor) {
     };
     async_io::block_on(executor.run(main));
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_is_split_into_program_and_args() {
+        let config = cli::parse_args(["axs", "-c", "sh -c 'echo hi'"].map(OsString::from)).unwrap();
+        let program = session_program(&config).unwrap();
+        assert_eq!(program.program, OsString::from("sh"));
+        assert_eq!(program.args, ["-c", "echo hi"].map(OsString::from).to_vec());
+    }
+
+    #[test]
+    fn a_missing_program_is_a_startup_error() {
+        let config =
+            cli::parse_args(["axs", "-c", "no-such-axs-program"].map(OsString::from)).unwrap();
+        let err = session_program(&config).unwrap_err();
+        assert_eq!(
+            err,
+            "unusable program: program no-such-axs-program not found in PATH"
+        );
+    }
+
+    #[test]
+    fn default_program_is_a_login_shell() {
+        let program = session_program(&Config::default()).unwrap();
+        assert_eq!(program.args, vec![OsString::from("-l")]);
+    }
+
+    #[test]
+    fn loopback_by_default() {
+        assert_eq!(
+            bind_address(Bind::Loopback).unwrap(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(bind_address(Bind::Addr(ip)).unwrap(), ip);
+    }
+}

@@ -36,3 +36,27 @@ impl Wake {
         self.tx.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Wake;
+    use futures_lite::future;
+
+    #[test]
+    fn a_notify_before_the_wait_is_kept_once() {
+        let wake = Wake::new();
+        wake.notify();
+        wake.notify();
+        assert!(future::block_on(wake.wait()));
+        // Two notifies stored one permit: the next wait would block.
+        assert!(future::block_on(future::poll_once(wake.wait())).is_none());
+    }
+
+    #[test]
+    fn close_ends_every_wait() {
+        let wake = Wake::new();
+        wake.close();
+        assert!(!future::block_on(wake.wait()));
+        assert!(!future::block_on(wake.wait()));
+    }
+}
