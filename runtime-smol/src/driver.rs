@@ -159,7 +159,11 @@ impl Driver {
     }
 
     fn perform(&self, id: SessionId, action: Action) {
-        log::trace!("session {id}: {action:?}");
+        match &action {
+            // Input may be a password: its length only.
+            Action::WritePty(bytes) => log::trace!("session {id}: write {} bytes", bytes.len()),
+            other => log::trace!("session {id}: {other:?}"),
+        }
         match action {
             Action::WritePty(bytes) => {
                 if let Some(io) = self.io(id) {

@@ -52,6 +52,11 @@ pub async fn serve(
     generation: Generation,
 ) {
     driver.client_opened();
+    // We batch frames ourselves and flush when a batch is done: Nagle's algorithm would
+    // only hold an echo back until the previous segment is acknowledged.
+    if let Err(e) = stream.get_ref().set_nodelay(true) {
+        log::debug!("TCP_NODELAY: {e}");
+    }
     if let Err(e) = axs_pty::host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
         log::debug!("TCP_NOTSENT_LOWAT: {e}");
     }
