@@ -2,7 +2,14 @@
 //! end-to-end load client (`src/bin/axs-load.rs`, run by `benches/run`).
 //!
 //! - [`text`]: deterministic terminal output to feed sessions (plain and colourful);
-//! - [`stats`]: percentiles and medians over samples.
+//! - [`stats`]: percentiles and medians over samples;
+//! - [`proc`]: a server binary started with a ready FIFO, observed through `/proc`;
+//! - [`link`]: a WebSocket to a session, or a bare pty (the ceiling), behind one trait;
+//! - [`scenario`]: the end-to-end measurements.
+
+pub mod link;
+pub mod proc;
+pub mod scenario;
 
 pub mod text {
     //! Deterministic terminal output: what a shell session typically prints.

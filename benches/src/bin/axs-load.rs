@@ -1,2 +1,397 @@
-//! x
-fn main() {}
+//! axs-load: the end-to-end load client. Runs every measurement against a bare pty (the
+//! ceiling) and each server binary, repeated, side by side, and prints markdown tables of
+//! the medians. `benches/run` builds the binaries and calls it; see BENCHMARKS.md.
+//!
+//! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] NAME=PATH...`
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use axs_benches::proc::{raise_fd_limit, Scratch};
+use axs_benches::scenario::{self, Bulk, Echo};
+use axs_benches::stats::median;
+use axs_benches::text;
+
+/// The ceiling's column name.
+const PTY: &str = "pty";
+/// Echo round trips per run, as the issue asks.
+const ECHO_ROUNDS: usize = 2000;
+/// Attaches per attach-latency run.
+const ATTACHES: usize = 20;
+/// Sessions per session-cost run.
+const SESSIONS: usize = 100;
+/// Starts per start-up run.
+const STARTS: usize = 20;
+
+/// What to run.
+struct Options {
+    reps: usize,
+    bulk_mib: usize,
+    scale: Vec<usize>,
+    servers: Vec<(String, PathBuf)>,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        reps: 5,
+        bulk_mib: 32,
+        scale: vec![0, 100, 500, 1000, 2000],
+        servers: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--reps" => options.reps = number(&value("--reps")?)?.max(1),
+            "--bulk-mib" => options.bulk_mib = number(&value("--bulk-mib")?)?.max(1),
+            "--scale" => {
+                let v = value("--scale")?;
+                options.scale = if v == "none" {
+                    Vec::new()
+                } else {
+                    v.split(',').map(number).collect::<Result<_, _>>()?
+                };
+            }
+            other => match other.split_once('=') {
+                Some((name, path)) => options.servers.push((name.into(), path.into())),
+                None => return Err(format!("unexpected argument {other:?}")),
+            },
+        }
+    }
+    if options.servers.is_empty() {
+        return Err(
+            "usage: axs-load [--reps N] [--bulk-mib N] [--scale 0,100,...|none] NAME=PATH..."
+                .into(),
+        );
+    }
+    Ok(options)
+}
+
+fn number(text: &str) -> Result<usize, String> {
+    text.parse().map_err(|_| format!("not a number: {text:?}"))
+}
+
+/// Per-repetition values of every (metric, target), and the same-run ratios to the pty.
+#[derive(Default)]
+struct Results {
+    order: Vec<String>,
+    values: BTreeMap<(String, String), Vec<f64>>,
+    ratios: BTreeMap<(String, String), Vec<f64>>,
+    problems: Vec<String>,
+}
+
+impl Results {
+    fn record(&mut self, metric: &str, target: &str, value: f64) {
+        if !self.order.iter().any(|m| m == metric) {
+            self.order.push(metric.to_string());
+        }
+        let key = (metric.to_string(), target.to_string());
+        self.values.entry(key).or_default().push(value);
+    }
+
+    /// Records `value` and, when the pty's value of this repetition is known, the ratio.
+    fn record_vs_pty(&mut self, metric: &str, target: &str, value: f64, pty: Option<f64>) {
+        self.record(metric, target, value);
+        if let Some(base) = pty.filter(|b| *b > 0.0) {
+            let key = (metric.to_string(), target.to_string());
+            self.ratios.entry(key).or_default().push(value / base);
+        }
+    }
+
+    fn problem(&mut self, rep: usize, target: &str, what: &str, error: String) {
+        let line = format!("rep {rep}, {target}, {what}: {error}");
+        eprintln!("axs-load: {line}");
+        self.problems.push(line);
+    }
+
+    fn median_of(
+        &self,
+        map: &BTreeMap<(String, String), Vec<f64>>,
+        metric: &str,
+        target: &str,
+    ) -> Option<f64> {
+        map.get(&(metric.to_string(), target.to_string()))
+            .and_then(|v| median(v))
+    }
+}
+
+/// The pty's figures of one repetition, for the ratios.
+#[derive(Default)]
+struct Ceiling {
+    echo: Option<Echo>,
+    plain: Option<Bulk>,
+    colour: Option<Bulk>,
+}
+
+/// Bulk inputs: the file on disk and its contents.
+struct BulkFile {
+    label: &'static str,
+    path: PathBuf,
+    content: Vec<u8>,
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("axs-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("axs-load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    let fd_limit = raise_fd_limit();
+    let scratch = Scratch::new("files")?;
+    let size = options.bulk_mib * 1024 * 1024;
+    let files = [
+        write_file(&scratch, "plain", text::plain(size))?,
+        write_file(&scratch, "colour", text::colourful(size))?,
+    ];
+    let attach_file = write_file(&scratch, "attach", text::colourful(300 * 1024))?;
+    let mut results = Results::default();
+    let began = Instant::now();
+    for rep in 1..=options.reps {
+        eprintln!(
+            "axs-load: repetition {rep} of {} ({:.0} s so far)",
+            options.reps,
+            began.elapsed().as_secs_f64()
+        );
+        let ceiling = measure_ceiling(rep, &files, &mut results);
+        for (name, bin) in &options.servers {
+            measure_server(
+                rep,
+                name,
+                bin,
+                &files,
+                &attach_file.path,
+                &ceiling,
+                &mut results,
+            );
+        }
+    }
+    let mut scale = Vec::new();
+    if !options.scale.is_empty() {
+        for (name, bin) in &options.servers {
+            eprintln!(
+                "axs-load: scale run of {name} ({:.0} s so far)",
+                began.elapsed().as_secs_f64()
+            );
+            scale.push((name.clone(), scenario::scale(bin, &options.scale)));
+        }
+    }
+    print_report(
+        options,
+        &results,
+        &scale,
+        fd_limit,
+        began.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
+fn write_file(
+    scratch: &Scratch,
+    label: &'static str,
+    content: Vec<u8>,
+) -> Result<BulkFile, String> {
+    let path = scratch.path().join(format!("{label}.txt"));
+    std::fs::write(&path, &content).map_err(|e| format!("write {}: {e}", path.display()))?;
+    Ok(BulkFile {
+        label,
+        path,
+        content,
+    })
+}
+
+fn measure_ceiling(rep: usize, files: &[BulkFile; 2], results: &mut Results) -> Ceiling {
+    let mut ceiling = Ceiling::default();
+    match scenario::ceiling_echo(ECHO_ROUNDS) {
+        Ok(echo) => {
+            record_echo(results, PTY, &echo, None);
+            ceiling.echo = Some(echo);
+        }
+        Err(e) => results.problem(rep, PTY, "echo", e),
+    }
+    for file in files {
+        match scenario::ceiling_bulk(&file.path, &file.content) {
+            Ok(bulk) => {
+                results.record(&bulk_metric(file.label), PTY, bulk.mib_per_s);
+                match file.label {
+                    "plain" => ceiling.plain = Some(bulk),
+                    _ => ceiling.colour = Some(bulk),
+                }
+            }
+            Err(e) => results.problem(rep, PTY, &format!("bulk {}", file.label), e),
+        }
+    }
+    ceiling
+}
+
+fn bulk_metric(label: &str) -> String {
+    format!("bulk, {label} text (MiB/s)")
+}
+
+fn record_echo(results: &mut Results, target: &str, echo: &Echo, pty: Option<&Echo>) {
+    let rows = [
+        ("echo p50 (µs)", echo.p50, pty.map(|p| p.p50)),
+        ("echo p90 (µs)", echo.p90, pty.map(|p| p.p90)),
+        ("echo p99 (µs)", echo.p99, pty.map(|p| p.p99)),
+        ("echo max (µs)", echo.max, pty.map(|p| p.max)),
+    ];
+    for (metric, value, base) in rows {
+        results.record_vs_pty(metric, target, value, base);
+    }
+}
+
+fn measure_server(
+    rep: usize,
+    name: &str,
+    bin: &Path,
+    files: &[BulkFile; 2],
+    attach_file: &Path,
+    ceiling: &Ceiling,
+    results: &mut Results,
+) {
+    match scenario::server_echo(bin, ECHO_ROUNDS) {
+        Ok(echo) => record_echo(results, name, &echo, ceiling.echo.as_ref()),
+        Err(e) => results.problem(rep, name, "echo", e),
+    }
+    for file in files {
+        let base = match file.label {
+            "plain" => ceiling.plain,
+            _ => ceiling.colour,
+        };
+        match scenario::server_bulk(bin, &file.path, &file.content) {
+            Ok(bulk) => {
+                let metric = bulk_metric(file.label);
+                results.record_vs_pty(&metric, name, bulk.mib_per_s, base.map(|b| b.mib_per_s));
+                if let Some(cpu) = bulk.cpu_ms_per_mib {
+                    results.record(
+                        &format!("server CPU per MiB, {} (ms)", file.label),
+                        name,
+                        cpu,
+                    );
+                }
+            }
+            Err(e) => results.problem(rep, name, &format!("bulk {}", file.label), e),
+        }
+    }
+    match scenario::server_attach(bin, attach_file, ATTACHES) {
+        Ok((ms, bytes)) => {
+            results.record("attach, full 256 KiB ring (ms)", name, ms);
+            results.record("attach: replay size (bytes)", name, bytes as f64);
+        }
+        Err(e) => results.problem(rep, name, "attach", e),
+    }
+    match scenario::server_sessions(bin, SESSIONS) {
+        Ok(cost) => {
+            results.record(
+                "create + attach + first byte, median of 100 (ms)",
+                name,
+                cost.median,
+            );
+            results.record("… sessions 1–10 (ms)", name, cost.first10);
+            results.record("… sessions 91–100 (ms)", name, cost.last10);
+        }
+        Err(e) => results.problem(rep, name, "sessions", e),
+    }
+    match scenario::startup(bin, STARTS) {
+        Ok(ms) => results.record("start to READY, median of 20 (ms)", name, ms),
+        Err(e) => results.problem(rep, name, "start-up", e),
+    }
+}
+
+type ScaleResult = (String, (Vec<scenario::ScaleRow>, Option<String>));
+
+fn print_report(
+    options: &Options,
+    results: &Results,
+    scale: &[ScaleResult],
+    fd_limit: u64,
+    secs: f64,
+) {
+    let names: Vec<&str> = options.servers.iter().map(|(n, _)| n.as_str()).collect();
+    println!(
+        "Medians over {} repetitions; ratios are to the bare pty of the same repetition (median of the per-repetition ratios). Bulk: {} MiB per run.\n",
+        options.reps, options.bulk_mib
+    );
+    let mut header = format!("| metric | {PTY} |");
+    let mut rule = String::from("|---|---|");
+    for name in &names {
+        header.push_str(&format!(" {name} | {name} ÷ pty |"));
+        rule.push_str("---|---|");
+    }
+    println!("{header}\n{rule}");
+    for metric in &results.order {
+        let mut line = format!(
+            "| {metric} | {} |",
+            cell(results.median_of(&results.values, metric, PTY))
+        );
+        for name in &names {
+            let value = cell(results.median_of(&results.values, metric, name));
+            let ratio = results
+                .median_of(&results.ratios, metric, name)
+                .map(|r| format!("{r:.2}×"))
+                .unwrap_or_else(|| "–".into());
+            line.push_str(&format!(" {value} | {ratio} |"));
+        }
+        println!("{line}");
+    }
+    for (name, (rows, why)) in scale {
+        print_scale(name, rows, why.as_deref());
+    }
+    println!("\nRLIMIT_NOFILE of the load client and the servers: {fd_limit}. Load client run time: {secs:.0} s.");
+    if results.problems.is_empty() {
+        println!("\nNo run failed.");
+    } else {
+        println!("\nProblems ({}):", results.problems.len());
+        for p in &results.problems {
+            println!("- {p}");
+        }
+    }
+}
+
+fn print_scale(name: &str, rows: &[scenario::ScaleRow], why: Option<&str>) {
+    println!("\nScale, {name}: idle attached sessions (`cat`), one run.\n");
+    println!("| sessions | RSS (MiB) | RSS per session over 0 (KiB) | threads | fds | time to add them (s) |");
+    println!("|---|---|---|---|---|---|");
+    let base = rows.first().map(|r| r.footprint.rss_kib as f64);
+    for row in rows {
+        let per = match (base, row.sessions) {
+            (Some(b), n) if n > 0 => {
+                format!("{:.1}", (row.footprint.rss_kib as f64 - b) / n as f64)
+            }
+            _ => "–".into(),
+        };
+        println!(
+            "| {} | {:.1} | {per} | {} | {} | {:.1} |",
+            row.sessions,
+            row.footprint.rss_kib as f64 / 1024.0,
+            row.footprint.threads,
+            row.footprint.fds,
+            row.fill_secs
+        );
+    }
+    if let Some(why) = why {
+        println!("\nStopped: {why}");
+    }
+}
+
+fn cell(value: Option<f64>) -> String {
+    match value {
+        None => "–".into(),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}

@@ -1,0 +1,331 @@
+//! The end-to-end measurements, each on a fresh server (or a bare pty for the ceiling).
+//!
+//! Programs run under `sh -c`; each prints `R` once its terminal is set up, so timing
+//! starts only when the program is ready (a raw-mode switch racing the first keystroke
+//! would otherwise be measured).
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::link::{create_session, recv_until, Link, PtyLink, WsLink};
+use crate::proc::{Footprint, Server};
+use crate::stats::{percentile, sorted_micros};
+
+/// Raw mode, no echo: every byte sent comes back once, from `cat`.
+pub const ECHO_SCRIPT: &str = "stty raw -echo; printf R; exec cat";
+
+/// Keystrokes not measured before the 2000 that are (caches, first-use allocations).
+const ECHO_WARMUP: usize = 100;
+
+/// Echo latency percentiles, microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest round trip.
+    pub max: f64,
+}
+
+/// A bulk run: throughput and (for a server) its CPU per MiB.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bulk {
+    /// MiB per second from the request to the last byte.
+    pub mib_per_s: f64,
+    /// Server user+system CPU per MiB, milliseconds (`None` on a bare pty).
+    pub cpu_ms_per_mib: Option<f64>,
+}
+
+/// The script that waits for one byte, then writes `file` with no output processing.
+pub fn bulk_script(file: &Path) -> String {
+    format!(
+        "stty raw -echo -opost; printf R; head -c 1 >/dev/null; exec cat {}",
+        file.display()
+    )
+}
+
+/// `-c` for a server: `sh -c 'SCRIPT'` (scripts hold no single quotes).
+fn command(script: &str) -> String {
+    format!("sh -c '{script}'")
+}
+
+/// Waits for the program's `R`.
+fn wait_ready(link: &mut dyn Link) -> Result<(), String> {
+    recv_until(link, |got| got.contains(&b'R')).map(|_| ())
+}
+
+/// Round trips of single bytes: send one, wait for exactly that one back.
+pub fn echo_rounds(link: &mut dyn Link, rounds: usize) -> Result<Echo, String> {
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..ECHO_WARMUP + rounds {
+        let byte = b'a' + (i % 26) as u8;
+        let start = Instant::now();
+        link.send(&[byte])?;
+        let got = recv_until(link, |got| !got.is_empty())?;
+        let took = start.elapsed();
+        if got != [byte] {
+            return Err(format!(
+                "echo {i}: sent {:?}, got {:?}",
+                byte as char,
+                String::from_utf8_lossy(&got)
+            ));
+        }
+        if i >= ECHO_WARMUP {
+            samples.push(took);
+        }
+    }
+    let sorted = sorted_micros(&samples);
+    let at = |p| percentile(&sorted, p).unwrap_or(f64::NAN);
+    Ok(Echo {
+        p50: at(50.0),
+        p90: at(90.0),
+        p99: at(99.0),
+        max: at(100.0),
+    })
+}
+
+/// Asks a ready bulk program for its file and receives all of it, checking every byte.
+fn bulk_receive(link: &mut dyn Link, content: &[u8]) -> Result<Duration, String> {
+    let start = Instant::now();
+    link.send(b"g")?;
+    let mut got = Vec::with_capacity(content.len());
+    while got.len() < content.len() {
+        let before = got.len();
+        link.recv(&mut got)
+            .map_err(|e| format!("after {before} of {} bytes: {e}", content.len()))?;
+        let end = got.len().min(content.len());
+        if got[before..end] != content[before..end] {
+            let at = (before..end)
+                .find(|&i| got[i] != content[i])
+                .unwrap_or(before);
+            return Err(format!(
+                "bulk: byte {at} differs from the file (lost or altered bytes)"
+            ));
+        }
+    }
+    let took = start.elapsed();
+    if got.len() > content.len() {
+        return Err(format!(
+            "bulk: {} bytes more than the file",
+            got.len() - content.len()
+        ));
+    }
+    Ok(took)
+}
+
+fn mib_per_s(bytes: usize, took: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64()
+}
+
+/// The ceiling's echo: the same program on a bare pty.
+pub fn ceiling_echo(rounds: usize) -> Result<Echo, String> {
+    let mut pty = PtyLink::spawn(ECHO_SCRIPT)?;
+    wait_ready(&mut pty)?;
+    echo_rounds(&mut pty, rounds)
+}
+
+/// The ceiling's bulk: `cat` of the file on a bare pty, read directly.
+pub fn ceiling_bulk(file: &Path, content: &[u8]) -> Result<Bulk, String> {
+    let mut pty = PtyLink::spawn(&bulk_script(file))?;
+    wait_ready(&mut pty)?;
+    let took = bulk_receive(&mut pty, content)?;
+    Ok(Bulk {
+        mib_per_s: mib_per_s(content.len(), took),
+        cpu_ms_per_mib: None,
+    })
+}
+
+/// Starts `bin` running `script` for every session.
+fn start(bin: &Path, script: &str, extra: &[&str]) -> Result<Server, String> {
+    let cmd = command(script);
+    let mut args = vec!["-c", cmd.as_str()];
+    args.extend_from_slice(extra);
+    Server::start(bin, &args)
+}
+
+/// Creates a session and attaches a WebSocket to it.
+fn open_session(server: &mut Server) -> Result<WsLink, String> {
+    let id = create_session(server.port)?;
+    server.sessions.push(id);
+    WsLink::connect(server.port, id)
+}
+
+/// Keystroke echo through a server.
+pub fn server_echo(bin: &Path, rounds: usize) -> Result<Echo, String> {
+    let mut server = start(bin, ECHO_SCRIPT, &[])?;
+    let mut ws = open_session(&mut server)?;
+    wait_ready(&mut ws)?;
+    let echo = echo_rounds(&mut ws, rounds);
+    ws.drop_connection();
+    echo
+}
+
+/// Bulk output through a server, with the server's CPU time over the run.
+pub fn server_bulk(bin: &Path, file: &Path, content: &[u8]) -> Result<Bulk, String> {
+    let mut server = start(bin, &bulk_script(file), &[])?;
+    let mut ws = open_session(&mut server)?;
+    wait_ready(&mut ws)?;
+    let cpu_before = server.cpu()?;
+    let took = bulk_receive(&mut ws, content)?;
+    let cpu = server.cpu()?.saturating_sub(cpu_before);
+    ws.read_to_exit(Duration::from_secs(10))
+        .map_err(|e| format!("after the bulk output: {e}"))?;
+    let mib = content.len() as f64 / (1024.0 * 1024.0);
+    Ok(Bulk {
+        mib_per_s: mib_per_s(content.len(), took),
+        cpu_ms_per_mib: Some(cpu.as_secs_f64() * 1000.0 / mib),
+    })
+}
+
+/// The marker the attach program prints last, so a client knows the replay is complete.
+const END_MARKER: &[u8] = b"@END@";
+
+/// Attach latency with a full ring: from connect to the last byte of the replay.
+/// Returns the median in ms and the replay size in bytes.
+pub fn server_attach(bin: &Path, file: &Path, attaches: usize) -> Result<(f64, usize), String> {
+    let script = format!(
+        "stty raw -echo -opost; cat {}; printf @END@; exec cat",
+        file.display()
+    );
+    let mut server = start(bin, &script, &[])?;
+    let id = create_session(server.port)?;
+    server.sessions.push(id);
+    // The first client waits until all output is in the ring.
+    let mut first = WsLink::connect(server.port, id)?;
+    recv_until(&mut first, |got| got.ends_with(END_MARKER))?;
+    first.drop_connection();
+    let mut times = Vec::with_capacity(attaches);
+    let mut replay = 0;
+    for _ in 0..attaches {
+        let start = Instant::now();
+        let mut ws = WsLink::connect(server.port, id)?;
+        let got = recv_until(&mut ws, |got| got.ends_with(END_MARKER))?;
+        times.push(start.elapsed());
+        replay = got.len();
+        ws.drop_connection();
+    }
+    let sorted = sorted_micros(&times);
+    let median = percentile(&sorted, 50.0).unwrap_or(f64::NAN) / 1000.0;
+    Ok((median, replay))
+}
+
+/// Session cost: create + attach + first byte, for `count` sessions kept open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionCost {
+    /// Median over all sessions, ms.
+    pub median: f64,
+    /// Median of the first ten, ms.
+    pub first10: f64,
+    /// Median of the last ten, ms.
+    pub last10: f64,
+}
+
+/// Creates `count` sessions one after the other, each attached until the end.
+pub fn server_sessions(bin: &Path, count: usize) -> Result<SessionCost, String> {
+    let limit = (count + 10).to_string();
+    let mut server = start(bin, "printf R; exec cat", &["--max-sessions", &limit])?;
+    let mut links = Vec::with_capacity(count);
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
+        let start = Instant::now();
+        let mut ws = open_session(&mut server).map_err(|e| format!("session {i}: {e}"))?;
+        recv_until(&mut ws, |got| !got.is_empty()).map_err(|e| format!("session {i}: {e}"))?;
+        times.push(start.elapsed());
+        links.push(ws);
+    }
+    let ms = |d: &[Duration]| {
+        let sorted = sorted_micros(d);
+        percentile(&sorted, 50.0).unwrap_or(f64::NAN) / 1000.0
+    };
+    let tail = times.len().saturating_sub(10);
+    let cost = SessionCost {
+        median: ms(&times),
+        first10: ms(&times[..times.len().min(10)]),
+        last10: ms(&times[tail..]),
+    };
+    for ws in links {
+        ws.drop_connection();
+    }
+    Ok(cost)
+}
+
+/// Median start-up time (spawn to `READY`) over `starts` starts, ms.
+pub fn startup(bin: &Path, starts: usize) -> Result<f64, String> {
+    let mut times = Vec::with_capacity(starts);
+    for _ in 0..starts {
+        let mut server = Server::start(bin, &["-c", "cat"])?;
+        times.push(server.startup);
+        server.stop();
+    }
+    let sorted = sorted_micros(&times);
+    Ok(percentile(&sorted, 50.0).unwrap_or(f64::NAN) / 1000.0)
+}
+
+/// One level of the scale run.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaleRow {
+    /// Idle attached sessions.
+    pub sessions: usize,
+    /// The server's footprint with them.
+    pub footprint: Footprint,
+    /// Wall time to create and attach the sessions added since the last level, seconds.
+    pub fill_secs: f64,
+}
+
+/// Idle attached sessions (`cat`) at each level; stops at the first failure and says why.
+pub fn scale(bin: &Path, levels: &[usize]) -> (Vec<ScaleRow>, Option<String>) {
+    let most = levels.iter().copied().max().unwrap_or(0);
+    let limit = (most + 100).to_string();
+    let mut server = match Server::start(bin, &["-c", "cat", "--max-sessions", &limit]) {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Some(e)),
+    };
+    let mut rows = Vec::new();
+    let mut links: Vec<WsLink> = Vec::with_capacity(most);
+    for &level in levels {
+        let started = Instant::now();
+        while links.len() < level {
+            match open_session(&mut server) {
+                Ok(ws) => links.push(ws),
+                Err(e) => {
+                    let alive = if server.is_running() {
+                        "still running"
+                    } else {
+                        "exited"
+                    };
+                    let why = format!("session {} failed: {e} (server {alive})", links.len() + 1);
+                    return finish_scale(server, links, rows, Some(why));
+                }
+            }
+        }
+        let fill_secs = started.elapsed().as_secs_f64();
+        // Let the spawned programs and the server settle before reading /proc.
+        thread::sleep(Duration::from_millis(500));
+        match server.footprint() {
+            Ok(footprint) => rows.push(ScaleRow {
+                sessions: level,
+                footprint,
+                fill_secs,
+            }),
+            Err(e) => return finish_scale(server, links, rows, Some(e)),
+        }
+    }
+    finish_scale(server, links, rows, None)
+}
+
+fn finish_scale(
+    mut server: Server,
+    links: Vec<WsLink>,
+    rows: Vec<ScaleRow>,
+    why: Option<String>,
+) -> (Vec<ScaleRow>, Option<String>) {
+    for ws in links {
+        ws.drop_connection();
+    }
+    server.stop();
+    (rows, why)
+}
