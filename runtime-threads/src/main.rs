@@ -8,7 +8,7 @@
 //! | thread | how many | blocks in | feeds the core |
 //! |---|---|---|---|
 //! | `main` | 1 | `accept` | — (spawns a connection thread) |
-//! | `signals` | 1 | signal self-pipe | `child_exited` (SIGCHLD: `try_wait` per unreaped pid), `shutdown` |
+//! | `signals` | 1 | `poll` on the SIGCHLD and SIGINT/SIGTERM self-pipes | `child_exited` (SIGCHLD: `try_wait` per unreaped pid), `shutdown` |
 //! | `timer` | 1 | condvar until the core's deadline | `handle_timeout`; grace kills, command timeouts |
 //! | connection | 1 per HTTP request (at most 64 at once), ≤ 15 s to send it | `read` | `request`, `spawned`, `command_finished` |
 //! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read` | `input`, `detach` |

@@ -1,47 +1,98 @@
 //! The signal thread: SIGCHLD reaps session programs, SIGINT/SIGTERM shut down.
 //!
-//! One thread blocks on `signal-hook`'s self-pipe for all three signals. Signals
-//! coalesce, so every SIGCHLD checks every unreaped session program with `try_wait`
-//! (never `waitpid(-1)`: `execute-command` threads reap their own children).
+//! One thread blocks in `poll` on two self-pipes: axs-pty's [`SigchldPipe`] and a
+//! `signal-hook` pipe for SIGINT and SIGTERM. Signals coalesce, so every SIGCHLD checks
+//! every unreaped session program with `try_wait` (never `waitpid(-1)`:
+//! `execute-command` threads reap their own children).
 
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axs_core::frame::ExitStatus;
-use axs_pty::host;
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use axs_pty::{host, SigchldPipe};
+use rustix::event::{PollFd, PollFlags};
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::shared::Shared;
 
 /// How long shutdown waits for sessions to end and clients to get their exit and close.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(4);
 
+/// The installed handlers: readable when a signal arrived.
+#[derive(Debug)]
+pub struct Signals {
+    sigchld: &'static SigchldPipe,
+    stop: UnixStream,
+}
+
 /// Installs the handlers (before anything is spawned or announced).
 pub fn install() -> Result<Signals, String> {
-    Signals::new([SIGCHLD, SIGINT, SIGTERM])
-        .map_err(|e| format!("cannot handle SIGCHLD/SIGINT/SIGTERM: {e}"))
+    let sigchld =
+        SigchldPipe::get().map_err(|e| format!("cannot install the SIGCHLD handler: {e}"))?;
+    let stop = stop_pipe().map_err(|e| format!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    Ok(Signals { sigchld, stop })
+}
+
+/// A socket that becomes readable on SIGINT or SIGTERM.
+fn stop_pipe() -> io::Result<UnixStream> {
+    let (read, write) = UnixStream::pair()?;
+    write.set_nonblocking(true)?;
+    read.set_nonblocking(true)?;
+    signal_hook::low_level::pipe::register(SIGINT, write.try_clone()?)?;
+    signal_hook::low_level::pipe::register(SIGTERM, write)?;
+    Ok(read)
 }
 
 /// The signal thread's loop.
-pub fn run(shared: &Arc<Shared>, mut signals: Signals) {
+pub fn run(shared: &Arc<Shared>, signals: Signals) {
     let mut stopping = false;
-    for signal in signals.forever() {
-        match signal {
-            SIGCHLD => reap_all(shared),
-            _ if stopping => log::info!("already shutting down"),
-            _ => {
+    loop {
+        let (child, stop) = wait(&signals);
+        if child {
+            signals.sigchld.drain();
+            reap_all(shared);
+        }
+        if stop {
+            drain(&signals.stop);
+            if stopping {
+                log::info!("already shutting down");
+            } else {
                 stopping = true;
-                let shared = Arc::clone(shared);
-                let started = std::thread::Builder::new()
-                    .name("shutdown".into())
-                    .spawn(move || shutdown(&shared));
-                if let Err(e) = started {
-                    log::error!("cannot start the shutdown: {e}");
-                    std::process::exit(1);
-                }
+                start_shutdown(shared);
             }
         }
+    }
+}
+
+/// Blocks until a signal arrived: (SIGCHLD, SIGINT or SIGTERM).
+fn wait(signals: &Signals) -> (bool, bool) {
+    let sigchld = signals.sigchld.fd();
+    let mut fds = [
+        PollFd::new(&sigchld, PollFlags::IN),
+        PollFd::new(&signals.stop, PollFlags::IN),
+    ];
+    match rustix::event::poll(&mut fds, None) {
+        Ok(_) => (!fds[0].revents().is_empty(), !fds[1].revents().is_empty()),
+        // EINTR: some signal arrived; look at both.
+        Err(_) => (true, false),
+    }
+}
+
+fn drain(mut stop: &UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!(stop.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+fn start_shutdown(shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    let started = std::thread::Builder::new()
+        .name("shutdown".into())
+        .spawn(move || shutdown(&shared));
+    if let Err(e) = started {
+        log::error!("cannot start the shutdown: {e}");
+        std::process::exit(1);
     }
 }
 
