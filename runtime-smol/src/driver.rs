@@ -122,12 +122,7 @@ impl Driver {
     }
 
     /// Spawns a task on the executor; dropping the handle cancels it.
-    pub fn spawn(&self, future: impl std::future::Future<Output = ()> + 'static) -> Task<()> {
-        self.executor.spawn(future)
-    }
-
-    /// Spawns a task with a result on the executor; dropping the handle cancels it.
-    pub fn spawn_task<T: 'static>(
+    pub fn spawn<T: 'static>(
         &self,
         future: impl std::future::Future<Output = T> + 'static,
     ) -> Task<T> {

@@ -71,7 +71,7 @@ pub async fn serve(
     driver.add_client(id, generation, wake.clone());
     // The reader is a task of its own so that waking the writer does not poll the
     // socket for input too (and the other way round).
-    let mut reader = driver.spawn_task(read_input(driver.clone(), receiver, id, generation));
+    let mut reader = driver.spawn(read_input(driver.clone(), receiver, id, generation));
     let writer = write_output(&driver, sender, &wake, id, generation);
     let end = future::or(&mut reader, writer).await;
     if matches!(end, End::Closed) {
