@@ -58,34 +58,33 @@ fn wait_ready(link: &mut dyn Link) -> Result<(), String> {
     recv_until(link, |got| got.contains(&b'R')).map(|_| ())
 }
 
-/// Round trips of single bytes: send one, wait for exactly that one back.
-pub fn echo_rounds(link: &mut dyn Link, rounds: usize) -> Result<Echo, String> {
-    let mut samples = Vec::with_capacity(rounds);
-    for i in 0..ECHO_WARMUP + rounds {
-        let byte = b'a' + (i % 26) as u8;
-        let start = Instant::now();
-        link.send(&[byte])?;
-        let got = recv_until(link, |got| !got.is_empty())?;
-        let took = start.elapsed();
-        if got != [byte] {
-            return Err(format!(
-                "echo {i}: sent {:?}, got {:?}",
-                byte as char,
-                String::from_utf8_lossy(&got)
-            ));
-        }
-        if i >= ECHO_WARMUP {
-            samples.push(took);
-        }
+/// Round trip number `i`: sends one byte and waits for exactly that byte back.
+fn round_trip(link: &mut dyn Link, i: usize) -> Result<Duration, String> {
+    let byte = b'a' + (i % 26) as u8;
+    let start = Instant::now();
+    link.send(&[byte])?;
+    let got = recv_until(link, |got| !got.is_empty())?;
+    let took = start.elapsed();
+    if got != [byte] {
+        return Err(format!(
+            "echo {i}: sent {:?}, got {:?}",
+            byte as char,
+            String::from_utf8_lossy(&got)
+        ));
     }
-    let sorted = sorted_micros(&samples);
+    Ok(took)
+}
+
+/// Percentiles of round-trip samples.
+fn echo_stats(samples: &[Duration]) -> Echo {
+    let sorted = sorted_micros(samples);
     let at = |p| percentile(&sorted, p).unwrap_or(f64::NAN);
-    Ok(Echo {
+    Echo {
         p50: at(50.0),
         p90: at(90.0),
         p99: at(99.0),
         max: at(100.0),
-    })
+    }
 }
 
 /// Asks a ready bulk program for its file and receives all of it, checking every byte.
@@ -121,13 +120,6 @@ fn mib_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64()
 }
 
-/// The ceiling's echo: the same program on a bare pty.
-pub fn ceiling_echo(rounds: usize) -> Result<Echo, String> {
-    let mut pty = PtyLink::spawn(ECHO_SCRIPT)?;
-    wait_ready(&mut pty)?;
-    echo_rounds(&mut pty, rounds)
-}
-
 /// The ceiling's bulk: `cat` of the file on a bare pty, read directly.
 pub fn ceiling_bulk(file: &Path, content: &[u8]) -> Result<Bulk, String> {
     let mut pty = PtyLink::spawn(&bulk_script(file))?;
@@ -154,14 +146,49 @@ fn open_session(server: &mut Server) -> Result<WsLink, String> {
     WsLink::connect(server.port, id)
 }
 
-/// Keystroke echo through a server.
-pub fn server_echo(bin: &Path, rounds: usize) -> Result<Echo, String> {
-    let mut server = start(bin, ECHO_SCRIPT, &[])?;
-    let mut ws = open_session(&mut server)?;
-    wait_ready(&mut ws)?;
-    let echo = echo_rounds(&mut ws, rounds);
-    ws.drop_connection();
-    echo
+/// Keystroke echo on a bare pty and through each server, side by side: the round trips
+/// alternate between the targets (pty, server 1, server 2, pty, ...), so a noisy moment on
+/// a shared machine hits every target alike. One result per target, the pty's first.
+pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, String>> {
+    let mut servers = Vec::new();
+    let mut links: Vec<Result<Box<dyn Link>, String>> = Vec::new();
+    links.push(PtyLink::spawn(ECHO_SCRIPT).map(|p| Box::new(p) as Box<dyn Link>));
+    for bin in bins {
+        let link = start(bin, ECHO_SCRIPT, &[]).and_then(|mut server| {
+            let ws = open_session(&mut server);
+            servers.push(server);
+            ws.map(|w| Box::new(w) as Box<dyn Link>)
+        });
+        links.push(link);
+    }
+    for link in links.iter_mut() {
+        if let Ok(l) = link {
+            if let Err(e) = wait_ready(l.as_mut()) {
+                *link = Err(e);
+            }
+        }
+    }
+    let mut samples: Vec<Result<Vec<Duration>, String>> = links
+        .iter()
+        .map(|_| Ok(Vec::with_capacity(rounds)))
+        .collect();
+    for i in 0..ECHO_WARMUP + rounds {
+        for (link, samples) in links.iter_mut().zip(samples.iter_mut()) {
+            let (Ok(link), Ok(list)) = (link, &mut *samples) else {
+                continue;
+            };
+            match round_trip(link.as_mut(), i) {
+                Ok(took) if i >= ECHO_WARMUP => list.push(took),
+                Ok(_) => {}
+                Err(e) => *samples = Err(e),
+            }
+        }
+    }
+    links
+        .into_iter()
+        .zip(samples)
+        .map(|(link, samples)| link.and(samples).map(|s| echo_stats(&s)))
+        .collect()
 }
 
 /// Bulk output through a server, with the server's CPU time over the run.

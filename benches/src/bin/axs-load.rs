@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use axs_benches::proc::{raise_fd_limit, Scratch};
-use axs_benches::scenario::{self, Bulk, Echo};
+use axs_benches::scenario::{self, Echo};
 use axs_benches::stats::median;
 use axs_benches::text;
 
@@ -117,14 +117,6 @@ impl Results {
     }
 }
 
-/// The pty's figures of one repetition, for the ratios.
-#[derive(Default)]
-struct Ceiling {
-    echo: Option<Echo>,
-    plain: Option<Bulk>,
-    colour: Option<Bulk>,
-}
-
 /// Bulk inputs: the file on disk and its contents.
 struct BulkFile {
     label: &'static str,
@@ -166,17 +158,16 @@ fn run(options: &Options) -> Result<(), String> {
             options.reps,
             began.elapsed().as_secs_f64()
         );
-        let ceiling = measure_ceiling(rep, &files, &mut results);
-        for (name, bin) in &options.servers {
-            measure_server(
-                rep,
-                name,
-                bin,
-                &files,
-                &attach_file.path,
-                &ceiling,
-                &mut results,
-            );
+        // Rotate the servers' order so none always runs right after the pty.
+        let mut servers: Vec<&(String, PathBuf)> = options.servers.iter().collect();
+        let shift = (rep - 1) % servers.len();
+        servers.rotate_left(shift);
+        echo_phase(rep, &servers, &mut results);
+        for file in &files {
+            bulk_phase(rep, file, &servers, &mut results);
+        }
+        for (name, bin) in &servers {
+            measure_server(rep, name, bin, &attach_file.path, &mut results);
         }
     }
     let mut scale = Vec::new();
@@ -213,28 +204,54 @@ fn write_file(
     })
 }
 
-fn measure_ceiling(rep: usize, files: &[BulkFile; 2], results: &mut Results) -> Ceiling {
-    let mut ceiling = Ceiling::default();
-    match scenario::ceiling_echo(ECHO_ROUNDS) {
-        Ok(echo) => {
+/// Echo on the pty and every server, round trips interleaved.
+fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results) {
+    let bins: Vec<&Path> = servers.iter().map(|(_, b)| b.as_path()).collect();
+    let mut echoes = scenario::echo_side_by_side(&bins, ECHO_ROUNDS).into_iter();
+    let pty = match echoes.next() {
+        Some(Ok(echo)) => {
             record_echo(results, PTY, &echo, None);
-            ceiling.echo = Some(echo);
+            Some(echo)
         }
-        Err(e) => results.problem(rep, PTY, "echo", e),
+        Some(Err(e)) => {
+            results.problem(rep, PTY, "echo", e);
+            None
+        }
+        None => None,
+    };
+    for ((name, _), echo) in servers.iter().zip(echoes) {
+        match echo {
+            Ok(echo) => record_echo(results, name, &echo, pty.as_ref()),
+            Err(e) => results.problem(rep, name, "echo", e),
+        }
     }
-    for file in files {
-        match scenario::ceiling_bulk(&file.path, &file.content) {
+}
+
+/// Bulk output of one file: the pty first, then every server.
+fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], results: &mut Results) {
+    let metric = bulk_metric(file.label);
+    let pty = match scenario::ceiling_bulk(&file.path, &file.content) {
+        Ok(bulk) => {
+            results.record(&metric, PTY, bulk.mib_per_s);
+            Some(bulk.mib_per_s)
+        }
+        Err(e) => {
+            results.problem(rep, PTY, &format!("bulk {}", file.label), e);
+            None
+        }
+    };
+    for (name, bin) in servers {
+        match scenario::server_bulk(bin, &file.path, &file.content) {
             Ok(bulk) => {
-                results.record(&bulk_metric(file.label), PTY, bulk.mib_per_s);
-                match file.label {
-                    "plain" => ceiling.plain = Some(bulk),
-                    _ => ceiling.colour = Some(bulk),
+                results.record_vs_pty(&metric, name, bulk.mib_per_s, pty);
+                if let Some(cpu) = bulk.cpu_ms_per_mib {
+                    let cpu_metric = format!("server CPU per MiB, {} (ms)", file.label);
+                    results.record(&cpu_metric, name, cpu);
                 }
             }
-            Err(e) => results.problem(rep, PTY, &format!("bulk {}", file.label), e),
+            Err(e) => results.problem(rep, name, &format!("bulk {}", file.label), e),
         }
     }
-    ceiling
 }
 
 fn bulk_metric(label: &str) -> String {
@@ -253,39 +270,8 @@ fn record_echo(results: &mut Results, target: &str, echo: &Echo, pty: Option<&Ec
     }
 }
 
-fn measure_server(
-    rep: usize,
-    name: &str,
-    bin: &Path,
-    files: &[BulkFile; 2],
-    attach_file: &Path,
-    ceiling: &Ceiling,
-    results: &mut Results,
-) {
-    match scenario::server_echo(bin, ECHO_ROUNDS) {
-        Ok(echo) => record_echo(results, name, &echo, ceiling.echo.as_ref()),
-        Err(e) => results.problem(rep, name, "echo", e),
-    }
-    for file in files {
-        let base = match file.label {
-            "plain" => ceiling.plain,
-            _ => ceiling.colour,
-        };
-        match scenario::server_bulk(bin, &file.path, &file.content) {
-            Ok(bulk) => {
-                let metric = bulk_metric(file.label);
-                results.record_vs_pty(&metric, name, bulk.mib_per_s, base.map(|b| b.mib_per_s));
-                if let Some(cpu) = bulk.cpu_ms_per_mib {
-                    results.record(
-                        &format!("server CPU per MiB, {} (ms)", file.label),
-                        name,
-                        cpu,
-                    );
-                }
-            }
-            Err(e) => results.problem(rep, name, &format!("bulk {}", file.label), e),
-        }
-    }
+/// Attach, session cost and start-up of one server.
+fn measure_server(rep: usize, name: &str, bin: &Path, attach_file: &Path, results: &mut Results) {
     match scenario::server_attach(bin, attach_file, ATTACHES) {
         Ok((ms, bytes)) => {
             results.record("attach, full 256 KiB ring (ms)", name, ms);
