@@ -68,6 +68,8 @@ pub struct Driver {
     clients: RefCell<HashMap<(SessionId, Generation), Wake>>,
     children: RefCell<HashMap<u32, Child>>,
     next_serial: Cell<u64>,
+    /// Sessions hung up whose grace has not run out (pid to serial).
+    hung_up: RefCell<HashMap<SessionId, u64>>,
     /// The deadline the timer task sleeps toward, and its wake-up when that changes.
     scheduled: Cell<Option<Time>>,
     timer: Wake,
@@ -94,6 +96,7 @@ impl Driver {
             clients: RefCell::new(HashMap::new()),
             children: RefCell::new(HashMap::new()),
             next_serial: Cell::new(0),
+            hung_up: RefCell::new(HashMap::new()),
             scheduled: Cell::new(None),
             timer: Wake::new(),
             progress: Wake::new(),
@@ -221,18 +224,30 @@ impl Driver {
         if let Err(e) = axs_pty::hangup_group(id) {
             log::debug!("session {id}: hangup: {e}");
         }
+        self.hung_up.borrow_mut().insert(id, serial);
         let Some(driver) = self.me.upgrade() else {
             return;
         };
         self.spawn_detached(async move {
             Timer::after(TERMINATE_GRACE).await;
-            if driver.still_ours(id, serial) {
-                log::debug!("session {id}: still running after the hangup grace; killing");
-                if let Err(e) = axs_pty::kill_group(id) {
-                    log::debug!("session {id}: kill: {e}");
-                }
-            }
+            driver.kill_leftover(id, serial);
         });
+    }
+
+    /// Kills what is left of a hung-up session (a job that ignores SIGHUP), if anything.
+    fn kill_leftover(&self, id: SessionId, serial: u64) {
+        let mut hung_up = self.hung_up.borrow_mut();
+        if hung_up.get(&id) != Some(&serial) {
+            return;
+        }
+        hung_up.remove(&id);
+        drop(hung_up);
+        if self.still_ours(id, serial) {
+            log::debug!("session {id}: still running after the hangup grace; killing");
+            if let Err(e) = axs_pty::kill_group(id) {
+                log::debug!("session {id}: kill: {e}");
+            }
+        }
     }
 
     /// Whether pid `id` still stands for the session spawned as `serial`: its leader is
@@ -387,11 +402,12 @@ impl Driver {
                 break;
             }
         }
-        let pids: Vec<u32> = self.sessions.borrow().keys().copied().collect();
-        for pid in pids {
-            if axs_pty::group_alive(pid) {
-                let _ = axs_pty::kill_group(pid);
-            }
+        // No grace left: kill every session that has not ended, hung up or not.
+        let mut left: Vec<(SessionId, u64)> = self.hung_up.borrow().clone().into_iter().collect();
+        left.extend(self.sessions.borrow().iter().map(|(id, e)| (*id, e.serial)));
+        for (id, serial) in left {
+            self.hung_up.borrow_mut().insert(id, serial);
+            self.kill_leftover(id, serial);
         }
     }
 }
