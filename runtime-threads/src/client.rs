@@ -1,7 +1,8 @@
 //! One attached WebSocket client: two threads over one TCP socket.
 //!
 //! - The reader (the connection's own thread, after the 101) blocks in `read`; text and
-//!   binary messages go to `server.input`, pings become pong requests for the writer, and
+//!   binary messages go to `server.input` (and the resulting input to the pty, see
+//!   [`crate::session`]), pings become pong requests for the writer, and
 //!   when the socket closes or breaks it calls `server.detach`.
 //! - The writer waits on the client's [`ClientSignal`] (set by `Action::Wake`), then polls
 //!   `server.poll_transmit` until it returns `None`, writing each frame, and flushes once
@@ -268,7 +269,7 @@ fn read_messages(
     let deliver = |bytes: &[u8]| {
         shared.call(|server, now| server.input(client.id, client.generation, bytes, now));
         if let Some(queue) = input {
-            queue.wait_for_room();
+            queue.write_out();
         }
     };
     loop {

@@ -11,14 +11,13 @@
 //! | `signals` | 1 | `poll` on the SIGCHLD and SIGINT/SIGTERM self-pipes | `child_exited` (SIGCHLD: `try_wait` per unreaped pid), `shutdown` |
 //! | `timer` | 1 | condvar until the core's deadline | `handle_timeout`; grace kills, command timeouts |
 //! | connection | 1 per HTTP request (at most 64 at once), ≤ 15 s to send it | `read` | `request`, `spawned`, `command_finished` |
-//! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read` | `input`, `detach` |
+//! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read`; pty writes of its input | `input`, `detach` |
 //! | `ws-write` | 1 per attached client | condvar until `Wake`, then socket writes | `poll_transmit` |
 //! | `pty-read` | 1 per session | `read` (condvar while paused) | `pty_output`, `pty_eof` |
-//! | `pty-write` | 1 per session | condvar until input, then pty writes | — |
 //! | `exec-wait` | 1 per running `execute-command` | `waitpid` | — (its shell's exit starts the drain) |
 //! | `shutdown` | 1 during shutdown | condvar, ≤ 4 s | `shutdown` |
 //!
-//! So: 3 threads at rest, plus 2 per session and 2 per attached client.
+//! So: 3 threads at rest, plus 1 per session and 2 per attached client.
 //!
 //! # One lock
 //!

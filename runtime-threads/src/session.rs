@@ -1,17 +1,20 @@
-//! Per session, two threads: the pty reader and the pty input writer.
+//! Per session: one thread, the pty reader, plus the input queue its clients write through.
 //!
-//! - The reader blocks in `read` of up to `server.read_size()` bytes (one reused buffer)
-//!   and feeds each chunk to `server.pty_output`; EOF or an error (EIO once every slave
-//!   holder is gone) becomes `server.pty_eof`. While the core has paused the session it
-//!   waits on the [`ReadGate`] instead of reading, so the program blocks on its writes.
-//! - The writer drains the [`InputQueue`] into the master with blocking writes. A program
-//!   that does not read its input blocks only this thread; the core's lock holder only
-//!   ever appends to the queue. Clients feel back-pressure through
-//!   [`InputQueue::wait_for_room`], outside the lock.
+//! - The reader blocks in `read` (then takes whatever else the pty already holds, up to
+//!   `server.read_size()`, in one reused buffer) and feeds the chunk to
+//!   `server.pty_output`; EOF or an error (EIO once every slave holder is gone) becomes
+//!   `server.pty_eof`. While the core has paused the session it waits on the [`ReadGate`]
+//!   instead of reading, so the program blocks on its writes.
+//! - Input (`Action::WritePty`, which only `server.input` produces) is appended to the
+//!   [`InputQueue`] under the lock; then, outside it, the client's own reader thread writes
+//!   the queue to the master ([`InputQueue::write_out`]). One writer at a time keeps the
+//!   core's order across clients. A program that does not read its input blocks only the
+//!   reader threads of the clients typing into it: the back-pressure a terminal or ssh
+//!   gives. No thread hand-off on the way in keeps an echo fast.
 //!
-//! Both end when the core closes the pty (`ClosePty`/`Remove`); the master is closed when
-//! the last of the three holders (table, reader, writer) lets go. A reader blocked in
-//! `read` ends at its next output or EOF (a terminated session's hangup brings EOF).
+//! The reader ends when the core closes the pty (`ClosePty`/`Remove`); the master is
+//! closed when the last holder lets go. A reader blocked in `read` ends at its next
+//! output or EOF (a terminated session's hangup brings EOF).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -81,20 +84,33 @@ impl ReadGate {
 struct Pending {
     chunks: VecDeque<Vec<u8>>,
     bytes: usize,
-    closed: bool,
+    /// A thread is writing to the pty (it writes whatever is queued before it stops).
+    busy: bool,
+    /// Where input goes; `None` once the core closed the pty.
+    master: Option<Arc<File>>,
 }
 
-/// Client input waiting for the pty writer thread.
+/// Client input on its way to a session's pty.
 #[derive(Debug, Default)]
 pub struct InputQueue {
     pending: Mutex<Pending>,
-    /// Input arrived (or the queue closed).
-    ready: Condvar,
-    /// The writer took input (or the queue closed).
+    /// Queued input was taken (or the queue closed).
     room: Condvar,
 }
 
 impl InputQueue {
+    /// A queue writing to `master`.
+    pub fn new(master: Arc<File>) -> InputQueue {
+        let pending = Pending {
+            master: Some(master),
+            ..Pending::default()
+        };
+        InputQueue {
+            pending: Mutex::new(pending),
+            room: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -102,55 +118,61 @@ impl InputQueue {
     /// Queues bytes for the program; never blocks (called under the server lock).
     pub fn push(&self, bytes: Vec<u8>) {
         let mut pending = self.lock();
-        if !pending.closed && !bytes.is_empty() {
+        if pending.master.is_some() && !bytes.is_empty() {
             pending.bytes += bytes.len();
             pending.chunks.push_back(bytes);
-            self.ready.notify_one();
         }
     }
 
-    /// Drops queued input and ends the writer thread.
+    /// Drops queued input and lets go of the master.
     pub fn close(&self) {
         let mut pending = self.lock();
-        pending.closed = true;
+        pending.master = None;
         pending.chunks.clear();
         pending.bytes = 0;
-        self.ready.notify_all();
         self.room.notify_all();
     }
 
-    /// Blocks while more than [`INPUT_BACKLOG`] bytes wait (a client pasting faster than
-    /// the program reads slows down to its pace; call without the server lock).
-    pub fn wait_for_room(&self) {
+    /// Writes the queued input to the pty on this thread, unless another thread is at it
+    /// (it writes everything queued before it stops); then waits while more than
+    /// [`INPUT_BACKLOG`] bytes are queued. Blocks while the program does not read its
+    /// input. Call after every `server.input`, without the server lock.
+    pub fn write_out(&self) {
         let mut pending = self.lock();
-        while pending.bytes > INPUT_BACKLOG && !pending.closed {
+        if !pending.busy {
+            pending.busy = true;
+            while let (Some(master), false) = (pending.master.clone(), pending.chunks.is_empty()) {
+                let bytes = take_all(&mut pending);
+                self.room.notify_all();
+                drop(pending);
+                let written = (&*master).write_all(&bytes);
+                pending = self.lock();
+                if let Err(e) = written {
+                    log::debug!("pty write fails, input is dropped from now on: {e}");
+                    pending.master = None;
+                    pending.chunks.clear();
+                    pending.bytes = 0;
+                }
+            }
+            pending.busy = false;
+        }
+        while pending.bytes > INPUT_BACKLOG && pending.master.is_some() {
             pending = self
                 .room
                 .wait(pending)
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
+}
 
-    /// Takes everything queued as one chunk (one write); `None` once closed.
-    fn take(&self) -> Option<Vec<u8>> {
-        let mut pending = self.lock();
-        while pending.chunks.is_empty() && !pending.closed {
-            pending = self
-                .ready
-                .wait(pending)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        if pending.closed {
-            return None;
-        }
-        let mut all = pending.chunks.pop_front().unwrap_or_default();
-        for chunk in pending.chunks.drain(..) {
-            all.extend_from_slice(&chunk);
-        }
-        pending.bytes = 0;
-        self.room.notify_all();
-        Some(all)
+/// Everything queued, as one chunk (one write).
+fn take_all(pending: &mut Pending) -> Vec<u8> {
+    let mut all = pending.chunks.pop_front().unwrap_or_default();
+    for chunk in pending.chunks.drain(..) {
+        all.extend_from_slice(&chunk);
     }
+    pending.bytes = 0;
+    all
 }
 
 /// The session program: `-c`'s words, or the login shell.
@@ -179,7 +201,7 @@ pub fn create(shared: &Arc<Shared>, program: &Program, reservation: Reservation)
     let pid = spawned.pid;
     let master = Arc::new(File::from(spawned.master));
     let gate = Arc::new(ReadGate::default());
-    let input = Arc::new(InputQueue::default());
+    let input = Arc::new(InputQueue::new(Arc::clone(&master)));
     let response = shared.with_state(|state: &mut State, now: Time| {
         state.unreaped.insert(pid);
         state.sessions.insert(
@@ -192,33 +214,19 @@ pub fn create(shared: &Arc<Shared>, program: &Program, reservation: Reservation)
         );
         state.server.spawned(reservation, pid, now)
     });
-    if let Err(e) = start_threads(shared, pid, master, gate, input) {
-        log::error!("session {pid}: cannot start its threads: {e}");
+    let reader = Arc::clone(shared);
+    let started = thread::Builder::new()
+        .name(format!("pty-read-{pid}"))
+        .stack_size(STACK_SIZE)
+        .spawn(move || read_pty(&reader, pid, &master, &gate));
+    if let Err(e) = started {
+        log::error!("session {pid}: cannot start its pty reader: {e}");
         shared.call(|server, now| server.terminate(pid, now));
     }
     // The program may have ended before it was registered: its SIGCHLD found nothing.
     crate::signals::reap(shared, pid);
     log::info!("session {pid} started");
     response
-}
-
-fn start_threads(
-    shared: &Arc<Shared>,
-    id: SessionId,
-    master: Arc<File>,
-    gate: Arc<ReadGate>,
-    input: Arc<InputQueue>,
-) -> io::Result<()> {
-    let reader = (Arc::clone(shared), Arc::clone(&master));
-    thread::Builder::new()
-        .name(format!("pty-read-{id}"))
-        .stack_size(STACK_SIZE)
-        .spawn(move || read_pty(&reader.0, id, &reader.1, &gate))?;
-    thread::Builder::new()
-        .name(format!("pty-write-{id}"))
-        .stack_size(STACK_SIZE)
-        .spawn(move || write_pty(id, &master, &input))?;
-    Ok(())
 }
 
 /// The pty reader thread.
@@ -262,16 +270,6 @@ fn readable_now(master: &File) -> bool {
         tv_nsec: 0,
     };
     matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
-}
-
-/// The pty input writer thread.
-fn write_pty(id: SessionId, master: &File, input: &InputQueue) {
-    while let Some(bytes) = input.take() {
-        if let Err(e) = (&*master).write_all(&bytes) {
-            log::debug!("session {id}: pty write fails, input is dropped from now on: {e}");
-            input.close();
-        }
-    }
 }
 
 /// Most output kept from one command; the rest is read and dropped so it never blocks.

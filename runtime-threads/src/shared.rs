@@ -34,12 +34,12 @@ pub struct SessionIo {
     pub master: Option<Arc<File>>,
     /// Pauses and stops the pty reader thread.
     pub gate: Arc<ReadGate>,
-    /// Client input on its way to the pty writer thread.
+    /// Client input on its way to the pty.
     pub input: Arc<InputQueue>,
 }
 
 impl SessionIo {
-    /// Stops both pty threads and hands back the master for closing outside the lock.
+    /// Stops the pty reader and input, and hands back the master for closing outside the lock.
     fn close(&mut self) -> Option<Arc<File>> {
         self.gate.close();
         self.input.close();
