@@ -402,3 +402,86 @@ fn read_output(master: &File) -> Vec<u8> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    fn temp_master(name: &str) -> (std::path::PathBuf, Arc<File>) {
+        let path = std::env::temp_dir().join(format!("axs-threads-{}-{name}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        (path, Arc::new(file))
+    }
+
+    #[test]
+    fn input_from_several_threads_keeps_the_queue_order() {
+        let (path, master) = temp_master("order");
+        let queue = Arc::new(InputQueue::new(master));
+        let order = Arc::new(Mutex::new(()));
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let (queue, order) = (Arc::clone(&queue), Arc::clone(&order));
+                thread::spawn(move || {
+                    for i in 0..200 {
+                        // The server lock: pushes are ordered, writes happen outside it.
+                        let guard = order.lock().unwrap();
+                        queue.push(format!("{t}:{i};").into_bytes());
+                        drop(guard);
+                        queue.write_out();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        for t in 0..4 {
+            let mine: Vec<usize> = text
+                .split(';')
+                .filter_map(|item| item.strip_prefix(&format!("{t}:")))
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert_eq!(mine, (0..200).collect::<Vec<_>>(), "thread {t}");
+        }
+    }
+
+    #[test]
+    fn a_closed_queue_drops_input_and_releases_waiters() {
+        let (path, master) = temp_master("closed");
+        let queue = InputQueue::new(master);
+        queue.close();
+        queue.push(b"late".to_vec());
+        queue.write_out();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_gate_blocks_while_paused_and_opens_on_resume_or_close() {
+        let gate = Arc::new(ReadGate::default());
+        assert!(gate.wait_open());
+        gate.set_paused(true);
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            thread::spawn(move || gate.wait_open())
+        };
+        gate.set_paused(false);
+        assert!(waiter.join().unwrap());
+        gate.set_paused(true);
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            thread::spawn(move || gate.wait_open())
+        };
+        gate.close();
+        assert!(!waiter.join().unwrap());
+    }
+}

@@ -130,3 +130,65 @@ pub fn run(shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_past_core_deadline_is_due_at_once() {
+        let timer = Timer::new();
+        timer.arm(Instant::now());
+        let (jobs, core_due) = timer.next_due();
+        assert!(jobs.is_empty());
+        assert!(core_due);
+    }
+
+    #[test]
+    fn an_earlier_deadline_replaces_a_later_one() {
+        let timer = Timer::new();
+        let later = Instant::now() + Duration::from_secs(3600);
+        timer.arm(later);
+        timer.arm(Instant::now());
+        timer.arm(later);
+        let started = Instant::now();
+        let (_, core_due) = timer.next_due();
+        assert!(core_due);
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn jobs_run_when_due_and_all_at_exit() {
+        let timer = Arc::new(Timer::new());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let count = |ran: &Arc<AtomicUsize>| {
+            let ran = Arc::clone(ran);
+            move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        timer.after(Duration::from_millis(20), count(&ran));
+        timer.after(Duration::from_secs(3600), count(&ran));
+        let started = Instant::now();
+        let (jobs, core_due) = timer.next_due();
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(!core_due);
+        assert_eq!(jobs.len(), 1);
+        jobs.into_iter().for_each(|job| job());
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+        timer.run_all_now();
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_job_added_while_waiting_wakes_the_timer() {
+        let timer = Arc::new(Timer::new());
+        let waiter = {
+            let timer = Arc::clone(&timer);
+            std::thread::spawn(move || timer.next_due().0.len())
+        };
+        timer.after(Duration::ZERO, || {});
+        assert_eq!(waiter.join().ok(), Some(1));
+    }
+}
