@@ -30,7 +30,7 @@ use crate::session::InputQueue;
 use crate::shared::Shared;
 
 /// How long the writer waits for the client's answer to our close before dropping the socket.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Stack size of the writer thread.
 const STACK_SIZE: usize = 256 * 1024;
 /// Most pongs kept waiting (a ping flood gets answers to its latest pings only).
@@ -188,6 +188,7 @@ fn config() -> WebSocketConfig {
     let max = axs_core::api::MAX_MESSAGE;
     WebSocketConfig::default()
         .read_buffer_size(16 * 1024)
+        .write_buffer_size(64 * 1024)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }
@@ -207,13 +208,16 @@ pub fn serve(
     shared: &Arc<Shared>,
     client: ClientId,
     stream: TcpStream,
+    early: Vec<u8>,
     signal: Arc<ClientSignal>,
     input: Option<Arc<InputQueue>>,
 ) {
     if let Err(e) = start_writer(shared, client, &stream, &signal) {
         log::warn!("session {}: cannot serve a client: {e}", client.id);
     } else {
-        read_messages(shared, client, stream, &signal, input.as_deref());
+        let ws =
+            WebSocket::from_partially_read(ReadHalf(stream), early, Role::Server, Some(config()));
+        read_messages(shared, client, ws, &signal, input.as_deref());
     }
     detach(shared, client);
     signal.reader_finished();
@@ -261,11 +265,10 @@ impl Drop for WriterCount<'_> {
 fn read_messages(
     shared: &Shared,
     client: ClientId,
-    stream: TcpStream,
+    mut ws: WebSocket<ReadHalf>,
     signal: &ClientSignal,
     input: Option<&InputQueue>,
 ) {
-    let mut ws = WebSocket::from_raw_socket(ReadHalf(stream), Role::Server, Some(config()));
     let deliver = |bytes: &[u8]| {
         shared.call(|server, now| server.input(client.id, client.generation, bytes, now));
         if let Some(queue) = input {

@@ -4,11 +4,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axs_core::http::{self, HeadParse, RequestHead, Response};
 use axs_core::server::Reply;
+use axs_pty::host;
 
 use crate::client::{self, ClientId, ClientSignal};
 use crate::session::{self, Program};
@@ -25,10 +27,15 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes drained that way.
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
+/// Unsent bytes queued in the kernel below which a WebSocket counts as writable.
+const SEND_LOW_WATER: u32 = 128 * 1024;
+
 /// A request as read from the socket.
 struct Request {
     head: RequestHead,
     body: Vec<u8>,
+    /// Bytes the client sent after the request (WebSocket frames right after an upgrade).
+    early: Vec<u8>,
 }
 
 /// Serves one connection to its end.
@@ -74,7 +81,7 @@ pub fn serve(shared: &Arc<Shared>, program: &Program, mut stream: TcpStream, slo
                 log::debug!("session {id}: upgrade answer not sent: {e}");
                 return client::detach(shared, client);
             }
-            client::serve(shared, client, stream, signal, input);
+            client::serve(shared, client, stream, request.early, signal, input);
         }
         (Reply::Upgrade { .. }, None) => {}
     }
@@ -95,6 +102,11 @@ fn register(state: &mut crate::shared::State, id: u32, generation: u64) -> Regis
 /// may read nothing for minutes and must not be disconnected for it).
 fn upgrade(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
     stream.write_all(&response.to_bytes())?;
+    // The writer then wakes as soon as a slow reader took some data: the core sees its
+    // progress early, and little output waits in the kernel.
+    if let Err(e) = host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
+        log::debug!("TCP_NOTSENT_LOWAT: {e}");
+    }
     stream.set_write_timeout(None)?;
     stream.set_read_timeout(None)
 }
@@ -121,8 +133,9 @@ fn read_request(shared: &Shared, stream: &mut TcpStream) -> Result<Request, Opti
     while buf.len() < end {
         read_more(stream, &mut buf, deadline).map_err(|_| None)?;
     }
-    let body = buf[head_len..end].to_vec();
-    Ok(Request { head, body })
+    let early = buf.split_off(end);
+    let body = buf.split_off(head_len);
+    Ok(Request { head, body, early })
 }
 
 /// Appends what the socket has (at least one byte) before `deadline`.
