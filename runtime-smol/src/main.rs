@@ -1,6 +1,8 @@
 //! axs: the terminal server on smol.
 //!
-//! One thread, one executor, one reactor. The table of contents:
+//! One thread runs everything: one executor, one reactor (async-io keeps a helper thread
+//! that polls the reactor while this one is busy, whatever the number of sessions).
+//! The table of contents:
 //! - start-up: parse flags, find the program, bind, tell the ready pipe ([`main`]);
 //! - accept connections and serve each as a task ([`conn`]);
 //! - sessions' pty readers and writers ([`pty`]), WebSocket clients ([`ws`]),
