@@ -2,7 +2,9 @@
 //! ceiling) and each server binary, repeated, side by side, and prints markdown tables of
 //! the medians. `benches/run` builds the binaries and calls it; see BENCHMARKS.md.
 //!
-//! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] NAME=PATH...`
+//! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] [--only PHASES] NAME=PATH...`
+//! where PHASES is a comma-separated subset of `echo,bulk,attach,sessions,startup`
+//! (for profiling one phase; `--reps 0` skips them all).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,7 @@ struct Options {
     reps: usize,
     bulk_mib: usize,
     scale: Vec<usize>,
+    only: Option<Vec<String>>,
     servers: Vec<(String, PathBuf)>,
 }
 
@@ -38,13 +41,18 @@ fn parse_args() -> Result<Options, String> {
         reps: 5,
         bulk_mib: 32,
         scale: vec![0, 100, 500, 1000, 2000],
+        only: None,
         servers: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--reps" => options.reps = number(&value("--reps")?)?.max(1),
+            "--reps" => options.reps = number(&value("--reps")?)?,
+            "--only" => {
+                let phases = value("--only")?.split(',').map(str::to_string).collect();
+                options.only = Some(phases);
+            }
             "--bulk-mib" => options.bulk_mib = number(&value("--bulk-mib")?)?.max(1),
             "--scale" => {
                 let v = value("--scale")?;
@@ -67,6 +75,16 @@ fn parse_args() -> Result<Options, String> {
         );
     }
     Ok(options)
+}
+
+impl Options {
+    /// Whether a phase runs (all do unless `--only` names some).
+    fn runs(&self, phase: &str) -> bool {
+        match &self.only {
+            None => true,
+            Some(only) => only.iter().any(|p| p == phase),
+        }
+    }
 }
 
 fn number(text: &str) -> Result<usize, String> {
@@ -162,12 +180,14 @@ fn run(options: &Options) -> Result<(), String> {
         let mut servers: Vec<&(String, PathBuf)> = options.servers.iter().collect();
         let shift = (rep - 1) % servers.len();
         servers.rotate_left(shift);
-        echo_phase(rep, &servers, &mut results);
-        for file in &files {
+        if options.runs("echo") {
+            echo_phase(rep, &servers, &mut results);
+        }
+        for file in files.iter().filter(|_| options.runs("bulk")) {
             bulk_phase(rep, file, &servers, &mut results);
         }
         for (name, bin) in &servers {
-            measure_server(rep, name, bin, &attach_file.path, &mut results);
+            measure_server(options, rep, name, bin, &attach_file.path, &mut results);
         }
     }
     let mut scale = Vec::new();
@@ -271,29 +291,46 @@ fn record_echo(results: &mut Results, target: &str, echo: &Echo, pty: Option<&Ec
 }
 
 /// Attach, session cost and start-up of one server.
-fn measure_server(rep: usize, name: &str, bin: &Path, attach_file: &Path, results: &mut Results) {
+fn measure_server(
+    options: &Options,
+    rep: usize,
+    name: &str,
+    bin: &Path,
+    attach_file: &Path,
+    results: &mut Results,
+) {
+    if options.runs("attach") {
+        attach_phase(rep, name, bin, attach_file, results);
+    }
+    if options.runs("sessions") {
+        match scenario::server_sessions(bin, SESSIONS) {
+            Ok(cost) => {
+                results.record(
+                    "create + attach + first byte, median of 100 (ms)",
+                    name,
+                    cost.median,
+                );
+                results.record("… sessions 1–10 (ms)", name, cost.first10);
+                results.record("… sessions 91–100 (ms)", name, cost.last10);
+            }
+            Err(e) => results.problem(rep, name, "sessions", e),
+        }
+    }
+    if options.runs("startup") {
+        match scenario::startup(bin, STARTS) {
+            Ok(ms) => results.record("start to READY, median of 20 (ms)", name, ms),
+            Err(e) => results.problem(rep, name, "start-up", e),
+        }
+    }
+}
+
+fn attach_phase(rep: usize, name: &str, bin: &Path, attach_file: &Path, results: &mut Results) {
     match scenario::server_attach(bin, attach_file, ATTACHES) {
         Ok((ms, bytes)) => {
             results.record("attach, full 256 KiB ring (ms)", name, ms);
             results.record("attach: replay size (bytes)", name, bytes as f64);
         }
         Err(e) => results.problem(rep, name, "attach", e),
-    }
-    match scenario::server_sessions(bin, SESSIONS) {
-        Ok(cost) => {
-            results.record(
-                "create + attach + first byte, median of 100 (ms)",
-                name,
-                cost.median,
-            );
-            results.record("… sessions 1–10 (ms)", name, cost.first10);
-            results.record("… sessions 91–100 (ms)", name, cost.last10);
-        }
-        Err(e) => results.problem(rep, name, "sessions", e),
-    }
-    match scenario::startup(bin, STARTS) {
-        Ok(ms) => results.record("start to READY, median of 20 (ms)", name, ms),
-        Err(e) => results.problem(rep, name, "start-up", e),
     }
 }
 
