@@ -2,7 +2,7 @@
 //!
 //! Every call into the server goes through [`Shared::call`] (or [`Shared::with_state`]),
 //! which drains `poll_action()` before the lock is released and *routes* each action while
-//! still holding it: a channel send, a flag flip, a condvar notify or a `TIOCSWINSZ` ioctl,
+//! still holding it: a queue append, a flag flip, a condvar notify or a `TIOCSWINSZ` ioctl,
 //! none of which can block. Routing under the lock keeps the actions of concurrent threads
 //! in the order the core decided them (a `PausePty` can never overtake the `ResumePty` that
 //! followed it, nor one client's input another's). What may take time — signalling a
