@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
@@ -50,6 +51,9 @@ impl PtyLink {
         let mut opts = axs_pty::SpawnOptions::new("sh");
         opts.args = vec!["-c".into(), script.into()];
         let spawned = axs_pty::spawn(&opts).map_err(|e| format!("pty spawn: {e}"))?;
+        // Non-blocking: read what is there, and poll only when nothing is (bounded waits).
+        axs_pty::set_nonblocking(spawned.master.as_fd(), true)
+            .map_err(|e| format!("pty nonblocking: {e}"))?;
         Ok(PtyLink {
             master: File::from(spawned.master),
             pid: spawned.pid,
@@ -66,16 +70,21 @@ impl Link for PtyLink {
     }
 
     fn recv(&mut self, out: &mut Vec<u8>) -> Result<usize, String> {
-        if !wait_readable(&self.master, STALL)? {
-            return Err(format!("pty: no output for {STALL:?}"));
-        }
-        match self.master.read(&mut self.buf) {
-            Ok(0) => Err("pty: end of file".into()),
-            Ok(n) => {
-                out.extend_from_slice(&self.buf[..n]);
-                Ok(n)
+        loop {
+            match self.master.read(&mut self.buf) {
+                Ok(0) => return Err("pty: end of file".into()),
+                Ok(n) => {
+                    out.extend_from_slice(&self.buf[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    if !wait_readable(&self.master, STALL)? {
+                        return Err(format!("pty: no output for {STALL:?}"));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("pty read: {e}")),
             }
-            Err(e) => Err(format!("pty read: {e}")),
         }
     }
 }

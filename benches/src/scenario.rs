@@ -36,8 +36,9 @@ pub struct Echo {
 pub struct Bulk {
     /// MiB per second from the request to the last byte.
     pub mib_per_s: f64,
-    /// Server user+system CPU per MiB, milliseconds (`None` on a bare pty).
-    pub cpu_ms_per_mib: Option<f64>,
+    /// CPU per MiB, milliseconds: the server's user+system time, or on a bare pty the
+    /// reading thread's own (the floor any server pays for reading the pty).
+    pub cpu_ms_per_mib: f64,
 }
 
 /// The script that waits for one byte, then writes `file` with no output processing.
@@ -116,6 +117,19 @@ fn bulk_receive(link: &mut dyn Link, content: &[u8]) -> Result<Duration, String>
     Ok(took)
 }
 
+fn ms_per_mib(cpu: Duration, bytes: usize) -> f64 {
+    cpu.as_secs_f64() * 1000.0 / (bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// CPU time of the calling thread (nanosecond resolution).
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 fn mib_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64()
 }
@@ -124,10 +138,12 @@ fn mib_per_s(bytes: usize, took: Duration) -> f64 {
 pub fn ceiling_bulk(file: &Path, content: &[u8]) -> Result<Bulk, String> {
     let mut pty = PtyLink::spawn(&bulk_script(file))?;
     wait_ready(&mut pty)?;
+    let cpu_before = thread_cpu();
     let took = bulk_receive(&mut pty, content)?;
+    let cpu = thread_cpu().saturating_sub(cpu_before);
     Ok(Bulk {
         mib_per_s: mib_per_s(content.len(), took),
-        cpu_ms_per_mib: None,
+        cpu_ms_per_mib: ms_per_mib(cpu, content.len()),
     })
 }
 
@@ -201,10 +217,9 @@ pub fn server_bulk(bin: &Path, file: &Path, content: &[u8]) -> Result<Bulk, Stri
     let cpu = server.cpu()?.saturating_sub(cpu_before);
     ws.read_to_exit(Duration::from_secs(10))
         .map_err(|e| format!("after the bulk output: {e}"))?;
-    let mib = content.len() as f64 / (1024.0 * 1024.0);
     Ok(Bulk {
         mib_per_s: mib_per_s(content.len(), took),
-        cpu_ms_per_mib: Some(cpu.as_secs_f64() * 1000.0 / mib),
+        cpu_ms_per_mib: ms_per_mib(cpu, content.len()),
     })
 }
 

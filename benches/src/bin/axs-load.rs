@@ -250,10 +250,12 @@ fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results)
 /// Bulk output of one file: the pty first, then every server.
 fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], results: &mut Results) {
     let metric = bulk_metric(file.label);
+    let cpu_metric = format!("CPU per MiB, {} (ms; pty: the reader's)", file.label);
     let pty = match scenario::ceiling_bulk(&file.path, &file.content) {
         Ok(bulk) => {
             results.record(&metric, PTY, bulk.mib_per_s);
-            Some(bulk.mib_per_s)
+            results.record(&cpu_metric, PTY, bulk.cpu_ms_per_mib);
+            Some(bulk)
         }
         Err(e) => {
             results.problem(rep, PTY, &format!("bulk {}", file.label), e);
@@ -263,11 +265,10 @@ fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], resul
     for (name, bin) in servers {
         match scenario::server_bulk(bin, &file.path, &file.content) {
             Ok(bulk) => {
-                results.record_vs_pty(&metric, name, bulk.mib_per_s, pty);
-                if let Some(cpu) = bulk.cpu_ms_per_mib {
-                    let cpu_metric = format!("server CPU per MiB, {} (ms)", file.label);
-                    results.record(&cpu_metric, name, cpu);
-                }
+                let base = pty.map(|p| p.mib_per_s);
+                results.record_vs_pty(&metric, name, bulk.mib_per_s, base);
+                let base = pty.map(|p| p.cpu_ms_per_mib);
+                results.record_vs_pty(&cpu_metric, name, bulk.cpu_ms_per_mib, base);
             }
             Err(e) => results.problem(rep, name, &format!("bulk {}", file.label), e),
         }
