@@ -255,10 +255,18 @@ impl Ws {
     /// Reads until the binary output contains `needle`.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<(), String> {
         let n = needle.as_bytes().to_vec();
+        // Scan only what arrived since the last look (plus an overlap for a needle split
+        // across frames): a rescan of everything after every frame is quadratic, and a
+        // slow reader is exactly what the flow-control cases must not be.
+        let scanned = std::cell::Cell::new(0usize);
         self.read_until(
             timeout,
             &format!("output containing {needle:?}"),
-            move |r| r.contains(&n),
+            move |r| {
+                let from = scanned.get().saturating_sub(n.len());
+                scanned.set(r.binary.len());
+                crate::text::find(&r.binary[from..], &n).is_some()
+            },
         )
     }
 
