@@ -33,6 +33,8 @@ use crate::shared::Shared;
 const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Stack size of the writer thread.
 const STACK_SIZE: usize = 256 * 1024;
+/// Largest first frame sent by the connection's own thread (it fits a fresh socket's buffer).
+const FIRST_FRAME_MAX: usize = 8 * 1024;
 /// Most pongs kept waiting (a ping flood gets answers to its latest pings only).
 const MAX_PONGS: usize = 8;
 
@@ -237,7 +239,12 @@ fn start_writer(
     stream: &TcpStream,
     signal: &Arc<ClientSignal>,
 ) -> io::Result<()> {
-    let stream = stream.try_clone()?;
+    let socket = stream.try_clone()?;
+    let mut ws =
+        WebSocket::from_raw_socket(WriteHalf(stream.try_clone()?), Role::Server, Some(config()));
+    // The first frame (the replay's start) leaves from this thread, right after the 101:
+    // on a busy machine a new thread can wait milliseconds for a CPU.
+    let first = send_first(shared, client, &mut ws);
     let (shared, signal) = (Arc::clone(shared), Arc::clone(signal));
     shared.count_writer(true);
     let counted = Arc::clone(&shared);
@@ -246,7 +253,7 @@ fn start_writer(
         .stack_size(STACK_SIZE)
         .spawn(move || {
             let _count = WriterCount(&shared);
-            write_frames(&shared, client, stream, &signal);
+            write_frames(&shared, client, ws, &socket, &signal, first);
         });
     spawned
         .map(drop)
@@ -320,17 +327,27 @@ enum Finish {
     Drop,
 }
 
-fn write_frames(shared: &Shared, client: ClientId, stream: TcpStream, signal: &ClientSignal) {
-    let control = stream.try_clone();
-    let mut ws = WebSocket::from_raw_socket(WriteHalf(stream), Role::Server, Some(config()));
-    let finish = match write_loop(shared, client, &mut ws, signal) {
-        Ok(finish) => finish,
-        Err(e) => {
-            log::debug!("session {}: client write fails: {e}", client.id);
-            Finish::Drop
-        }
-    };
-    let Ok(socket) = control else { return };
+fn write_frames(
+    shared: &Shared,
+    client: ClientId,
+    mut ws: Ws,
+    socket: &TcpStream,
+    signal: &ClientSignal,
+    first: Result<Option<Frame>, Error>,
+) {
+    let finish = first
+        .and_then(|first| match first {
+            Some(frame) => write_frame(&mut ws, frame),
+            None => Ok(None),
+        })
+        .and_then(|finish| match finish {
+            Some(finish) => Ok(finish),
+            None => write_loop(shared, client, &mut ws, signal),
+        });
+    let finish = finish.unwrap_or_else(|e| {
+        log::debug!("session {}: client write fails: {e}", client.id);
+        Finish::Drop
+    });
     match finish {
         Finish::Closed => {
             let _ = socket.shutdown(Shutdown::Write);
@@ -349,13 +366,57 @@ fn write_frames(shared: &Shared, client: ClientId, stream: TcpStream, signal: &C
 
 type Ws = WebSocket<WriteHalf>;
 
+/// Sends the client's first frame from the calling thread when it is small enough to fit
+/// a fresh socket's buffer without blocking (a prompt, a short replay); a larger one, or
+/// the close, is handed back for the writer thread.
+fn send_first(shared: &Shared, client: ClientId, ws: &mut Ws) -> Result<Option<Frame>, Error> {
+    let frame = shared.call(|server, now| server.poll_transmit(client.id, client.generation, now));
+    match frame {
+        Some(Frame::Binary(bytes)) if bytes.len() <= FIRST_FRAME_MAX => {
+            ws.write(Message::Binary(bytes.into()))?;
+        }
+        Some(Frame::Text(text)) if text.len() <= FIRST_FRAME_MAX => {
+            ws.write(Message::Text(text.into()))?;
+        }
+        other => return Ok(other),
+    }
+    ws.flush()?;
+    Ok(None)
+}
+
+/// Writes one frame without flushing; `Some(Closed)` for the core's close.
+fn write_frame(ws: &mut Ws, frame: Frame) -> Result<Option<Finish>, Error> {
+    match frame {
+        Frame::Binary(bytes) => ws.write(Message::Binary(bytes.into()))?,
+        Frame::Text(text) => ws.write(Message::Text(text.into()))?,
+        Frame::Close(reason) => {
+            ws.close(Some(close_frame(reason)))?;
+            return Ok(Some(Finish::Closed));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes every frame the core has for the client, without flushing; `Some(Closed)` once
+/// the core's close went out.
+fn transmit(shared: &Shared, client: ClientId, ws: &mut Ws) -> Result<Option<Finish>, Error> {
+    while let Some(frame) =
+        shared.call(|server, now| server.poll_transmit(client.id, client.generation, now))
+    {
+        if let Some(finish) = write_frame(ws, frame)? {
+            return Ok(Some(finish));
+        }
+    }
+    Ok(None)
+}
+
 fn write_loop(
     shared: &Shared,
     client: ClientId,
     ws: &mut Ws,
     signal: &ClientSignal,
 ) -> Result<Finish, Error> {
-    // The replay may be waiting already: poll once before the first wake-up.
+    // More of the replay may be waiting: poll once before the first wake-up.
     let mut pending = Pending {
         wake: true,
         ..Pending::default()
@@ -371,17 +432,8 @@ fn write_loop(
             None => {}
         }
         if pending.wake {
-            while let Some(frame) =
-                shared.call(|server, now| server.poll_transmit(client.id, client.generation, now))
-            {
-                match frame {
-                    Frame::Binary(bytes) => ws.write(Message::Binary(bytes.into()))?,
-                    Frame::Text(text) => ws.write(Message::Text(text.into()))?,
-                    Frame::Close(reason) => {
-                        ws.close(Some(close_frame(reason)))?;
-                        return Ok(Finish::Closed);
-                    }
-                }
+            if let Some(finish) = transmit(shared, client, ws)? {
+                return Ok(finish);
             }
         }
         ws.flush()?;
