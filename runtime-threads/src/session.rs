@@ -39,44 +39,52 @@ const PTY_CHUNK: usize = 4096;
 /// Stack size of the pty threads (they run core code under the lock, nothing deep).
 const STACK_SIZE: usize = 256 * 1024;
 
+#[derive(Debug, Default)]
+struct GateState {
+    /// The core paused reading (flow control).
+    paused: bool,
+    /// The core closed the pty: the reader ends.
+    closed: bool,
+}
+
 /// Whether the pty reader may read: paused by the core, or closed for good.
 #[derive(Debug, Default)]
 pub struct ReadGate {
-    state: Mutex<(bool, bool)>,
+    state: Mutex<GateState>,
     changed: Condvar,
 }
 
 impl ReadGate {
-    fn lock(&self) -> MutexGuard<'_, (bool, bool)> {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Pauses or resumes reading.
     pub fn set_paused(&self, paused: bool) {
-        self.lock().0 = paused;
+        self.lock().paused = paused;
         self.changed.notify_all();
     }
 
     /// Stops the reader for good.
     pub fn close(&self) {
-        self.lock().1 = true;
+        self.lock().closed = true;
         self.changed.notify_all();
     }
 
     /// Blocks while paused; `false` once closed.
     fn wait_open(&self) -> bool {
         let mut state = self.lock();
-        while state.0 && !state.1 {
+        while state.paused && !state.closed {
             state = self
                 .changed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        !state.1
+        !state.closed
     }
 
     fn is_closed(&self) -> bool {
-        self.lock().1
+        self.lock().closed
     }
 }
 
