@@ -13,18 +13,11 @@ use crate::server::{Server, TempDir};
 use crate::ws::Ws;
 
 fn check_child_fds(bin: &Path, env: &[(&str, &str)]) {
-    let server = Server::start(bin, &["-c", "sleep 1000"], env);
+    let server = Server::start(bin, &["-c", "cat"], env);
     let pid = server.create_terminal(80, 24);
-    assert!(
-        procfs::poll(EVENT, || procfs::comm(pid).as_deref() == Some("sleep")),
-        "self-check: session {pid} never became `sleep` (comm {:?})",
-        procfs::comm(pid)
-    );
-    // The program itself may open files while it starts (sleep reads locale files): only a
-    // descriptor that stays is a leak.
-    procfs::poll(Duration::from_secs(5), || {
-        procfs::fds(pid).is_ok_and(|f| f == [0, 1, 2])
-    });
+    // Once `cat` blocks reading its terminal it has finished starting (and closed any
+    // locale files it opened): what it holds now is what it inherited.
+    procfs::wait_reading_stdin(pid, EVENT).or_fail();
     let fds = procfs::fds(pid).or_fail();
     assert_eq!(
         fds,
