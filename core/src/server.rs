@@ -183,7 +183,7 @@ impl Server {
 
     /// How many bytes the runtime reads from a pty at once.
     pub fn read_size(&self) -> usize {
-        Session::new(self.config.session).config().read_size
+        self.config.session.normalized().read_size
     }
 
     /// Number of registered sessions.
@@ -271,18 +271,15 @@ impl Server {
 
     /// The program of a reserved session was spawned with pid `id`: register it. Returns
     /// the answer for the creator.
-    pub fn spawned(&mut self, reservation: Reservation, id: SessionId, now: Time) -> Response {
-        let Reservation { size, cors } = reservation;
+    pub fn spawned(&mut self, reservation: Reservation, id: SessionId, _now: Time) -> Response {
+        // The pty was opened at the reserved size: the session starts with nothing to do.
+        let Reservation { cors, .. } = reservation;
         self.reserved = self.reserved.saturating_sub(1);
         // A pid is reused only after the old process was reaped; an old exited session
         // under the same id must make way for the new one.
         self.remove(id);
-        let mut session = Session::new(self.config.session);
-        session.resize(size.cols, size.rows);
-        // The pty already has its size; nothing to do for the initial one.
-        while session.poll_action().is_some() {}
-        self.sessions.insert(id, session);
-        self.after(id, now);
+        self.sessions.insert(id, Session::new(self.config.session));
+        self.after(id);
         api::created(id).with_headers(cors)
     }
 
@@ -309,7 +306,7 @@ impl Server {
             policy: request.policy,
         };
         let generation = session.attach(&options, now);
-        self.after(request.id, now);
+        self.after(request.id);
         Ok(Reply::Upgrade {
             response,
             id: request.id,
@@ -351,7 +348,7 @@ impl Server {
         now: Time,
     ) -> Option<Frame> {
         let frame = self.sessions.get_mut(&id)?.poll_transmit(generation, now);
-        self.after(id, now);
+        self.after(id);
         frame
     }
 
@@ -423,13 +420,13 @@ impl Server {
     fn with(&mut self, id: SessionId, now: Time, f: impl FnOnce(&mut Session, Time)) {
         if let Some(session) = self.sessions.get_mut(&id) {
             f(session, now);
-            self.after(id, now);
+            self.after(id);
         }
     }
 
     /// Moves a session's actions to the queue, removes it if it asked to go, and updates
     /// its deadline in the index.
-    fn after(&mut self, id: SessionId, _now: Time) {
+    fn after(&mut self, id: SessionId) {
         self.collect(id);
         let deadline = self.sessions.get(&id).and_then(Session::poll_timeout);
         let old = match deadline {

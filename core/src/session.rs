@@ -63,6 +63,17 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
+    /// This configuration with every size at least 1 and reads no larger than the scrollback.
+    pub fn normalized(self) -> SessionConfig {
+        let scrollback = self.scrollback.max(1);
+        SessionConfig {
+            scrollback,
+            read_size: self.read_size.clamp(1, scrollback),
+            frame_size: self.frame_size.max(1),
+            ..self
+        }
+    }
+
     /// A configuration for `scrollback` bytes of replay, with the read size derived from it.
     pub fn with_scrollback(scrollback: usize) -> SessionConfig {
         let scrollback = scrollback.max(64);
@@ -167,12 +178,7 @@ pub struct Session {
 impl Session {
     /// A running session (the program was spawned).
     pub fn new(config: SessionConfig) -> Session {
-        let config = SessionConfig {
-            scrollback: config.scrollback.max(1),
-            read_size: config.read_size.clamp(1, config.scrollback.max(1)),
-            frame_size: config.frame_size.max(1),
-            ..config
-        };
+        let config = config.normalized();
         Session {
             ring: Ring::new(config.scrollback + config.read_size),
             config,
