@@ -62,6 +62,7 @@ pub mod cli;
 pub mod client;
 pub mod frame;
 pub mod http;
+pub mod limits;
 pub mod ring;
 pub mod server;
 pub mod session;

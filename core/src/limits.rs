@@ -1,0 +1,84 @@
+//! The time and size limits both runtimes apply around the core's decisions.
+//!
+//! They are decisions (how long a slow client is waited for, how much memory one may
+//! hold), so they live here once; each runtime only carries them out. Runtime-specific
+//! tuning (thread stacks, read chunks, how often a task yields) stays in the runtime.
+
+use std::time::Duration;
+
+use crate::api::EXECUTE_COMMAND_TIMEOUT;
+
+/// How long a client may take to send its whole request (head and body): long enough
+/// for a slow link, short enough that idle connections do not pile up.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// After an answer, how long unread request bytes are drained before closing: closing
+/// with unread bytes makes the kernel reset the connection, which can destroy the answer.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Most bytes drained after an answer, so a client cannot keep a connection busy forever.
+pub const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a terminated session's processes get after SIGHUP before SIGKILL: enough to
+/// save state and exit, not enough for a job ignoring SIGHUP to linger.
+pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long shutdown waits for sessions to end and clients to get their exit and close,
+/// before killing what is left: above [`TERMINATE_GRACE`], below a service manager's patience.
+pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(4);
+
+// A shutdown shorter than the grace would kill every session without one.
+const _: () = assert!(SHUTDOWN_LIMIT.as_millis() > TERMINATE_GRACE.as_millis());
+
+/// Most output kept from one `execute-command`; the rest is read and dropped so the
+/// command never blocks on a full pty, and the answer stays a sane size.
+pub const COMMAND_MAX_OUTPUT: usize = 4 * 1024 * 1024;
+
+/// How long a command's output may still arrive after its shell exited: a background
+/// job holding the pty open must not hold the answer.
+pub const COMMAND_DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// How long to wait for a command's shell to be reaped after its pty is done with,
+/// before it is killed.
+pub const COMMAND_REAP_WAIT: Duration = Duration::from_secs(3);
+
+/// Input queued for a program beyond which its clients' sockets are not read until the
+/// program takes some: TCP then holds the senders back and memory stays bounded.
+pub const INPUT_BACKLOG: usize = 1024 * 1024;
+
+/// Unsent bytes queued in the kernel below which a WebSocket counts as writable
+/// (`TCP_NOTSENT_LOWAT`): a slow reader's progress is seen early, little output waits
+/// in the kernel, and a fast reader still gets large writes.
+pub const SEND_LOW_WATER: u32 = 128 * 1024;
+
+/// Bytes a WebSocket reads from its socket at once: a keystroke or a paste's piece.
+pub const WS_READ_BUFFER: usize = 16 * 1024;
+
+/// Bytes of frames a WebSocket batches before it writes them out: bulk output leaves in
+/// few large writes without holding much memory per client.
+pub const WS_WRITE_BUFFER: usize = 64 * 1024;
+
+/// How long a client gets to answer our close frame before its socket is dropped.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// The failure reason of an `execute-command` that ran into
+/// [`EXECUTE_COMMAND_TIMEOUT`] and was killed.
+pub fn command_timed_out() -> String {
+    format!(
+        "the command did not finish within {} s",
+        EXECUTE_COMMAND_TIMEOUT.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_message_names_the_limit() {
+        assert_eq!(
+            command_timed_out(),
+            "the command did not finish within 30 s"
+        );
+    }
+}
