@@ -1,6 +1,6 @@
-//! Start-up helpers both runtimes share: the login shell, the home directory, the LAN
-//! address, binding the listener, the ready-pipe outcome, and exit statuses as the core
-//! wants them.
+//! What both runtimes do the same way around the core: start-up ([`start_up`]: logging,
+//! the command line, the session program, the listener, the ready-pipe outcome), spawning
+//! sessions and `execute-command` jobs, and exit statuses as the core wants them.
 //!
 //! No policy lives here: what to do is decided by the core; this is how to ask the OS.
 //! Nothing here sends network traffic.
@@ -13,8 +13,121 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use axs_core::api::TermSize;
+use axs_core::cli::{self, Bind, CliExit, Config};
+use axs_core::server::{CommandJob, CommandResult, Server};
+
+use crate::pty::WinSize;
 use crate::ready_pipe::{self, DEFAULT_READY_TIMEOUT};
+use crate::spawn::{spawn, SpawnError, SpawnOptions, Spawned};
 use crate::status::{signal_name, ExitStatus};
+
+/// What [`start_up`] prepared for a runtime.
+#[derive(Debug)]
+pub struct StartUp {
+    /// The core, configured from the command line.
+    pub server: Server,
+    /// What every session runs; [`spawn_session`] sets the size per session.
+    pub program: SpawnOptions,
+    /// The listening socket (blocking, close-on-exec).
+    pub listener: TcpListener,
+    /// The address it listens on (with the port the OS chose for `-p 0`).
+    pub bound: SocketAddr,
+}
+
+/// The start-up both runtimes share: logging, the command line, the session program,
+/// the listener and the core. Every failure ends the process with the ready pipe told
+/// (`ERROR <reason>`, see [`fail_startup`] and [`cli_exit`]). `READY` is the caller's
+/// to send, with [`ready`], once its own set-up (signals, threads) is done too.
+pub fn start_up(args: impl IntoIterator<Item = OsString>) -> StartUp {
+    crate::logging::init();
+    let config = cli::parse_args(args).unwrap_or_else(|exit| cli_exit(&exit));
+    let program = session_program(&config).unwrap_or_else(|e| fail_startup(&e));
+    let ip = bind_address(config.bind).unwrap_or_else(|e| fail_startup(&e));
+    let listener = bind_listener(ip, config.port).unwrap_or_else(|e| fail_startup(&e.to_string()));
+    let bound = listener
+        .local_addr()
+        .unwrap_or_else(|e| fail_startup(&format!("cannot read the bound address: {e}")));
+    let server = Server::from_config(&config, bound, home_dir());
+    StartUp {
+        server,
+        program,
+        listener,
+        bound,
+    }
+}
+
+/// Prints clap's text (help, version or a usage error) and exits with its code; the
+/// ready pipe hears about it too, so a waiting client never hangs.
+pub fn cli_exit(exit: &CliExit) -> ! {
+    let first = exit
+        .message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad command line");
+    let reason = first.trim().trim_start_matches("error: ");
+    if exit.code == 0 {
+        announce_failure("no server started (help or version was asked for)");
+        print!("{}", exit.message);
+    } else {
+        announce_failure(reason);
+        eprint!("{}", exit.message);
+    }
+    std::process::exit(exit.code);
+}
+
+/// The program every session runs: `-c`, or the login shell, with the environment
+/// switches of [`SpawnOptions::new`]. Checked now so a bad one is a start-up error rather
+/// than a failure of every session.
+pub fn session_program(config: &Config) -> Result<SpawnOptions, String> {
+    let (program, args) = match &config.command {
+        Some(words) => {
+            let mut words = words.iter().map(OsString::from);
+            let program = words.next().unwrap_or_else(|| OsString::from("sh"));
+            (program, words.collect())
+        }
+        None => {
+            let (shell, args) = login_shell();
+            (shell.into_os_string(), args)
+        }
+    };
+    find_program(Path::new(&program)).map_err(|e| format!("unusable program: {e}"))?;
+    let mut options = SpawnOptions::new(program);
+    options.args = args;
+    Ok(options)
+}
+
+/// The address to listen on.
+pub fn bind_address(bind: Bind) -> Result<IpAddr, String> {
+    match bind {
+        Bind::Loopback => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Bind::Addr(ip) => Ok(ip),
+        Bind::Lan => lan_address().map_err(|e| format!("-i: {e}")),
+    }
+}
+
+/// Spawns a session's program (from [`StartUp::program`]) on a pty of `size`.
+pub fn spawn_session(program: &SpawnOptions, size: TermSize) -> Result<Spawned, SpawnError> {
+    let mut options = program.clone();
+    options.size = WinSize {
+        cols: size.cols,
+        rows: size.rows,
+    };
+    spawn(&options)
+}
+
+/// Spawns an `execute-command` job: `sh -c COMMAND` on a pty, in the job's directory.
+/// A failure comes back as the job's result: a bad directory is the client's mistake,
+/// anything else the server's.
+pub fn spawn_command(job: &CommandJob) -> Result<Spawned, CommandResult> {
+    let mut options = SpawnOptions::new("sh");
+    options.args = vec!["-c".into(), job.command.clone().into()];
+    options.cwd = Some(job.cwd.clone().into());
+    spawn(&options).map_err(|e| match e {
+        SpawnError::Cwd { .. } => CommandResult::BadCwd(e.to_string()),
+        e => CommandResult::Failed(e.to_string()),
+    })
+}
 
 /// The shell used when neither `$SHELL` nor the user database names a usable one.
 pub const FALLBACK_SHELL: &str = "/bin/sh";
@@ -229,15 +342,15 @@ pub fn announce_failure(reason: &str) {
     }
 }
 
-/// An exit status as the core's exit message has it: `(Some(code), None)` or
-/// `(None, Some("SIGKILL"))` (an unnamed signal is `SIG<n>`).
-pub fn exit_fields(status: ExitStatus) -> (Option<i32>, Option<String>) {
+/// An exit status as the core's exit message has it: a code, or a signal's name
+/// (`SIGKILL`; an unnamed signal is `SIG<n>`).
+pub fn exit_status(status: ExitStatus) -> axs_core::frame::ExitStatus {
+    use axs_core::frame::ExitStatus as Core;
     match status {
-        ExitStatus::Code(code) => (Some(code), None),
-        ExitStatus::Signal(sig) => (
-            None,
-            Some(signal_name(sig).map_or_else(|| format!("SIG{sig}"), String::from)),
-        ),
+        ExitStatus::Code(code) => Core::Code(code),
+        ExitStatus::Signal(sig) => {
+            Core::Signal(signal_name(sig).map_or_else(|| format!("SIG{sig}"), String::from))
+        }
     }
 }
 
@@ -298,15 +411,46 @@ mod tests {
     }
 
     #[test]
-    fn exit_fields_name_signals() {
-        assert_eq!(exit_fields(ExitStatus::Code(7)), (Some(7), None));
+    fn exit_statuses_name_signals() {
+        use axs_core::frame::ExitStatus as Core;
+        assert_eq!(exit_status(ExitStatus::Code(7)), Core::Code(7));
+        let named = exit_status(ExitStatus::Signal(9));
+        assert_eq!(named, Core::Signal(String::from("SIGKILL")));
+        let unnamed = exit_status(ExitStatus::Signal(99));
+        assert_eq!(unnamed, Core::Signal(String::from("SIG99")));
+    }
+
+    #[test]
+    fn command_is_split_into_program_and_args() {
+        let args = ["axs", "-c", "sh -c 'echo hi'"].map(OsString::from);
+        let program = session_program(&cli::parse_args(args).unwrap()).unwrap();
+        assert_eq!(program.program, OsString::from("sh"));
+        assert_eq!(program.args, ["-c", "echo hi"].map(OsString::from).to_vec());
+    }
+
+    #[test]
+    fn a_missing_program_is_a_startup_error() {
+        let args = ["axs", "-c", "no-such-axs-program"].map(OsString::from);
+        let err = session_program(&cli::parse_args(args).unwrap()).unwrap_err();
         assert_eq!(
-            exit_fields(ExitStatus::Signal(9)),
-            (None, Some(String::from("SIGKILL")))
+            err,
+            "unusable program: program no-such-axs-program not found in PATH"
         );
+    }
+
+    #[test]
+    fn default_program_is_a_login_shell() {
+        let program = session_program(&Config::default()).unwrap();
+        assert_eq!(program.args, vec![OsString::from("-l")]);
+    }
+
+    #[test]
+    fn loopback_by_default() {
         assert_eq!(
-            exit_fields(ExitStatus::Signal(99)),
-            (None, Some(String::from("SIG99")))
+            bind_address(Bind::Loopback).unwrap(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
         );
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(bind_address(Bind::Addr(ip)).unwrap(), ip);
     }
 }

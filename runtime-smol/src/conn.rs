@@ -5,23 +5,16 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_io::{Async, Timer};
 use axs_core::http::{self, HeadParse, RequestHead, Response};
+use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT};
 use axs_core::server::Reply;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 
 use crate::driver::Driver;
 use crate::{exec, pty, ws};
-
-/// How long a client may take to send its request head and body.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// After answering, how long unread request bytes are drained before closing (closing
-/// with unread bytes makes the kernel reset the connection, which can destroy the answer).
-const LINGER: Duration = Duration::from_secs(2);
-/// Most bytes drained after an answer.
-const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
 type Socket = Async<TcpStream>;
 

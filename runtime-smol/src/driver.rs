@@ -7,32 +7,19 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use axs_core::client::Generation;
-use axs_core::frame::ExitStatus;
+use axs_core::limits::TERMINATE_GRACE;
 use axs_core::server::{Server, SessionId};
 use axs_core::session::Action;
 use axs_core::time::Time;
-use axs_pty::WinSize;
+use axs_pty::{SpawnOptions, WinSize};
 use smol::{LocalExecutor, Task, Timer};
 
 use crate::pty::SessionIo;
 use crate::wake::Wake;
-
-/// How long a terminated session's processes get after SIGHUP before SIGKILL.
-const TERMINATE_GRACE: Duration = Duration::from_secs(2);
-
-/// The program every session runs.
-#[derive(Debug, Clone)]
-pub struct Program {
-    /// Path or name of the executable.
-    pub program: OsString,
-    /// Its arguments.
-    pub args: Vec<OsString>,
-}
 
 /// A child process the runtime must reap, and who wants to know how it ended.
 #[derive(Debug)]
@@ -63,7 +50,7 @@ pub struct Driver {
     server: RefCell<Server>,
     epoch: Instant,
     executor: Rc<LocalExecutor<'static>>,
-    program: Program,
+    program: SpawnOptions,
     sessions: RefCell<HashMap<SessionId, SessionEntry>>,
     clients: RefCell<HashMap<(SessionId, Generation), Wake>>,
     children: RefCell<HashMap<u32, Child>>,
@@ -84,7 +71,7 @@ impl Driver {
     pub fn new(
         server: Server,
         executor: Rc<LocalExecutor<'static>>,
-        program: Program,
+        program: SpawnOptions,
     ) -> Rc<Driver> {
         Rc::new_cyclic(|me| Driver {
             me: me.clone(),
@@ -114,8 +101,8 @@ impl Driver {
         self.epoch + time.as_duration()
     }
 
-    /// The program sessions run.
-    pub fn program(&self) -> &Program {
+    /// The program sessions run (sized per session).
+    pub fn program(&self) -> &SpawnOptions {
         &self.program
     }
 
@@ -333,7 +320,7 @@ impl Driver {
             log::debug!("child {pid} ended: {status}");
             match child {
                 Some(Child::Session { .. }) => {
-                    let status = core_status(status);
+                    let status = axs_pty::host::exit_status(status);
                     self.call(|server, now| server.child_exited(pid, status, now));
                 }
                 Some(Child::Job(tx)) => {
@@ -409,14 +396,5 @@ impl Driver {
             self.hung_up.borrow_mut().insert(id, serial);
             self.kill_leftover(id, serial);
         }
-    }
-}
-
-/// A pty exit status as the core wants it: a code, or a signal's name.
-pub fn core_status(status: axs_pty::ExitStatus) -> ExitStatus {
-    match axs_pty::host::exit_fields(status) {
-        (_, Some(signal)) => ExitStatus::Signal(signal),
-        (Some(code), None) => ExitStatus::Code(code),
-        (None, None) => ExitStatus::Code(0),
     }
 }

@@ -4,34 +4,23 @@
 use std::fs::File;
 use std::io::Read;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_io::{Async, Timer};
 use axs_core::api::EXECUTE_COMMAND_TIMEOUT;
 use axs_core::http::Response;
+use axs_core::limits;
 use axs_core::server::{CommandJob, CommandResult};
-use axs_pty::{SpawnError, SpawnOptions, Spawned};
+use axs_pty::Spawned;
 use futures_lite::future;
 
 use crate::driver::{Child, Driver};
 
-/// Most output kept from one command; the rest is read and dropped so it never blocks.
-const MAX_OUTPUT: usize = 4 * 1024 * 1024;
-/// How long output may still arrive after the shell exited (a background job holding
-/// the pty open must not hold the answer).
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
-/// How long to wait for the shell's status after the pty is done with.
-const REAP_WAIT: Duration = Duration::from_secs(3);
-
 /// Runs the job and returns the answer.
 pub async fn run(driver: Rc<Driver>, job: CommandJob) -> Response {
-    let mut opts = SpawnOptions::new("sh");
-    opts.args = vec!["-c".into(), job.command.clone().into()];
-    opts.cwd = Some(job.cwd.clone().into());
-    let result = match axs_pty::spawn(&opts) {
+    let result = match axs_pty::host::spawn_command(&job) {
         Ok(spawned) => collect(&driver, spawned).await,
-        Err(e @ SpawnError::Cwd { .. }) => CommandResult::BadCwd(e.to_string()),
-        Err(e) => CommandResult::Failed(e.to_string()),
+        Err(failed) => failed,
     };
     driver.inspect(|server| server.command_finished(job, result))
 }
@@ -75,13 +64,13 @@ async fn collect(driver: &Rc<Driver>, spawned: Spawned) -> CommandResult {
         };
         match future::or(read, future::or(exit, timer)).await {
             Event::Read(Ok(n)) if n > 0 => {
-                let room = MAX_OUTPUT.saturating_sub(output.len());
+                let room = limits::COMMAND_MAX_OUTPUT.saturating_sub(output.len());
                 output.extend_from_slice(&buf[..n.min(room)]);
             }
             Event::Read(_) => break false,
             Event::Exited => {
                 exited = true;
-                deadline = deadline.min(Instant::now() + DRAIN_AFTER_EXIT);
+                deadline = deadline.min(Instant::now() + limits::COMMAND_DRAIN_AFTER_EXIT);
             }
             Event::Deadline => break !exited,
         }
@@ -97,7 +86,7 @@ async fn collect(driver: &Rc<Driver>, spawned: Spawned) -> CommandResult {
     }
     if !exited {
         let reaped = future::or(async { rx.recv().await.is_ok() }, async {
-            Timer::after(REAP_WAIT).await;
+            Timer::after(limits::COMMAND_REAP_WAIT).await;
             false
         })
         .await;
@@ -107,10 +96,7 @@ async fn collect(driver: &Rc<Driver>, spawned: Spawned) -> CommandResult {
         }
     }
     if timed_out {
-        return CommandResult::Failed(format!(
-            "the command did not finish within {} s",
-            EXECUTE_COMMAND_TIMEOUT.as_secs()
-        ));
+        return CommandResult::Failed(limits::command_timed_out());
     }
     CommandResult::Output(output)
 }

@@ -10,18 +10,15 @@ use std::rc::Rc;
 
 use async_io::Async;
 use axs_core::http::Response;
+use axs_core::limits::INPUT_BACKLOG;
 use axs_core::server::{Reservation, SessionId};
-use axs_pty::{SpawnOptions, WinSize};
+use axs_pty::WinSize;
 
 use crate::driver::{Child, Driver};
 use crate::wake::Wake;
 
 /// Bytes read from one pty in a row before its reader lets other tasks run.
 const YIELD_AFTER: usize = 256 * 1024;
-
-/// Input queued for a program beyond which its clients' sockets are not read until the
-/// program takes some (TCP then holds the senders back; memory stays bounded).
-pub const MAX_INPUT_BACKLOG: usize = 1024 * 1024;
 
 /// The runtime's side of one session's pty master.
 pub struct SessionIo {
@@ -54,9 +51,9 @@ impl SessionIo {
         self.input_ready.notify();
     }
 
-    /// Waits until the queued input is below [`MAX_INPUT_BACKLOG`].
+    /// Waits until the queued input is below [`INPUT_BACKLOG`].
     pub async fn input_room(&self) {
-        while self.input.borrow().len() > MAX_INPUT_BACKLOG {
+        while self.input.borrow().len() > INPUT_BACKLOG {
             if !self.input_taken.wait().await {
                 return;
             }
@@ -92,15 +89,7 @@ impl SessionIo {
 /// Spawns the session program for `reservation` and starts its pty tasks; returns the
 /// answer for the creator (the pid, or why it failed).
 pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response {
-    let size = reservation.size();
-    let program = driver.program();
-    let mut opts = SpawnOptions::new(program.program.clone());
-    opts.args = program.args.clone();
-    opts.size = WinSize {
-        cols: size.cols,
-        rows: size.rows,
-    };
-    let spawned = match axs_pty::spawn(&opts) {
+    let spawned = match axs_pty::host::spawn_session(driver.program(), reservation.size()) {
         Ok(spawned) => spawned,
         Err(e) => {
             log::warn!("cannot start a session: {e}");

@@ -7,7 +7,6 @@
 use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 use async_io::{Async, Timer};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,18 +16,13 @@ use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use axs_core::api::MAX_MESSAGE;
 use axs_core::client::Generation;
 use axs_core::frame::Frame;
+use axs_core::limits::{CLOSE_WAIT, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use axs_core::server::SessionId;
 use futures_lite::future;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::driver::Driver;
 use crate::wake::Wake;
-
-/// Unsent bytes queued in the kernel below which the socket counts as writable.
-const SEND_LOW_WATER: u32 = 128 * 1024;
-
-/// How long a client gets to answer our close frame before the socket is dropped.
-const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 type Socket = Async<TcpStream>;
 
@@ -61,8 +55,8 @@ pub async fn serve(
         log::debug!("TCP_NOTSENT_LOWAT: {e}");
     }
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(64 * 1024)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let ws = WebSocketStream::from_partially_read(stream, early, Role::Server, Some(config)).await;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use axs_core::client::Generation;
 use axs_core::frame::{CloseReason, Frame};
+use axs_core::limits::{CLOSE_WAIT, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use axs_core::server::SessionId;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -29,8 +30,6 @@ use tungstenite::{Bytes, Error, Message, WebSocket};
 use crate::session::InputQueue;
 use crate::shared::Shared;
 
-/// How long the writer waits for the client's answer to our close before dropping the socket.
-const CLOSE_LINGER: Duration = Duration::from_secs(3);
 /// Stack size of the writer thread.
 const STACK_SIZE: usize = 256 * 1024;
 /// Largest first frame sent by the connection's own thread (it fits a fresh socket's buffer).
@@ -189,8 +188,8 @@ impl Write for WriteHalf {
 fn config() -> WebSocketConfig {
     let max = axs_core::api::MAX_MESSAGE;
     WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(64 * 1024)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }
@@ -351,7 +350,7 @@ fn write_frames(
     match finish {
         Finish::Closed => {
             let _ = socket.shutdown(Shutdown::Write);
-            if !signal.wait_reader(CLOSE_LINGER) {
+            if !signal.wait_reader(CLOSE_WAIT) {
                 let _ = socket.shutdown(Shutdown::Both);
             }
         }

@@ -9,26 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axs_core::http::{self, HeadParse, RequestHead, Response};
+use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, SEND_LOW_WATER};
 use axs_core::server::Reply;
-use axs_pty::host;
+use axs_pty::{host, SpawnOptions};
 
 use crate::client::{self, ClientId, ClientSignal};
-use crate::session::{self, Program};
+use crate::session;
 use crate::shared::Shared;
 use crate::Slot;
 
-/// Time a client gets to send its whole request (head and body).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time a client gets to take an answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After answering, how long unread request bytes are drained before closing (closing
-/// with unread bytes would reset the connection and could destroy the answer in flight).
-const LINGER: Duration = Duration::from_secs(2);
-/// Most bytes drained that way.
-const LINGER_BYTES: usize = 4 * 1024 * 1024;
-
-/// Unsent bytes queued in the kernel below which a WebSocket counts as writable.
-const SEND_LOW_WATER: u32 = 128 * 1024;
 
 /// A request as read from the socket.
 struct Request {
@@ -40,7 +31,7 @@ struct Request {
 
 /// Serves one connection to its end.
 /// `slot` is held while the request is read and answered, and given up by an upgrade.
-pub fn serve(shared: &Arc<Shared>, program: &Program, mut stream: TcpStream, slot: Slot) {
+pub fn serve(shared: &Arc<Shared>, program: &SpawnOptions, mut stream: TcpStream, slot: Slot) {
     // Echoes and small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));

@@ -34,18 +34,14 @@ mod shared;
 mod signals;
 mod timer;
 
-use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::path::Path;
+use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use axs_core::cli::{self, Bind, CliExit, Config};
-use axs_core::server::Server;
-use axs_pty::{host, SpawnOptions};
+use axs_pty::host::{self, StartUp};
+use axs_pty::SpawnOptions;
 
-use crate::session::Program;
 use crate::shared::Shared;
 
 /// Most requests read and answered at once; beyond, connections wait in the listen backlog.
@@ -54,20 +50,13 @@ const MAX_CONNECTIONS: usize = 64;
 const CONNECTION_STACK: usize = 512 * 1024;
 
 fn main() {
-    axs_pty::logging::init();
-    let config = match cli::parse_args(std::env::args_os()) {
-        Ok(config) => config,
-        Err(exit) => cli_exit(&exit),
-    };
-    let program = session_program(&config).unwrap_or_else(|e| host::fail_startup(&e));
-    let ip = bind_address(config.bind).unwrap_or_else(|e| host::fail_startup(&e));
+    let StartUp {
+        server,
+        program,
+        listener,
+        bound,
+    } = host::start_up(std::env::args_os());
     let signals = signals::install().unwrap_or_else(|e| host::fail_startup(&e));
-    let listener =
-        host::bind_listener(ip, config.port).unwrap_or_else(|e| host::fail_startup(&e.to_string()));
-    let bound = listener
-        .local_addr()
-        .unwrap_or_else(|e| host::fail_startup(&format!("cannot read the bound address: {e}")));
-    let server = Server::from_config(&config, bound, host::home_dir());
     let shared = Shared::new(server, Instant::now());
     start("timer", {
         let shared = Arc::clone(&shared);
@@ -89,58 +78,8 @@ fn start(name: &str, body: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// Prints clap's text (help, version or a usage error) and exits with its code; the
-/// ready pipe hears about it too, so a waiting client never hangs.
-fn cli_exit(exit: &CliExit) -> ! {
-    let first = exit
-        .message
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("bad command line");
-    let reason = first.trim().trim_start_matches("error: ");
-    if exit.code == 0 {
-        host::announce_failure("no server started (help or version was asked for)");
-        print!("{}", exit.message);
-    } else {
-        host::announce_failure(reason);
-        eprint!("{}", exit.message);
-    }
-    std::process::exit(exit.code);
-}
-
-/// The program every session runs: `-c`, or the login shell; checked now so a bad one is
-/// a start-up error rather than a failure of every session.
-fn session_program(config: &Config) -> Result<Program, String> {
-    let (program, args) = match &config.command {
-        Some(words) => {
-            let mut words = words.iter().map(OsString::from);
-            let program = words.next().unwrap_or_else(|| OsString::from("sh"));
-            (program, words.collect())
-        }
-        None => {
-            let (shell, args) = host::login_shell();
-            (shell.into_os_string(), args)
-        }
-    };
-    host::find_program(Path::new(&program)).map_err(|e| format!("unusable program: {e}"))?;
-    let mut options = SpawnOptions::new(program);
-    options.args = args;
-    options.slave_open = axs_pty::SlaveOpen::from_env();
-    options.fd_sweep = axs_pty::FdSweep::from_env();
-    Ok(Program { options })
-}
-
-/// The address to listen on.
-fn bind_address(bind: Bind) -> Result<IpAddr, String> {
-    match bind {
-        Bind::Loopback => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        Bind::Addr(ip) => Ok(ip),
-        Bind::Lan => host::lan_address().map_err(|e| format!("-i: {e}")),
-    }
-}
-
 /// Accepts connections forever, each served on its own thread.
-fn accept(shared: &Arc<Shared>, program: &Arc<Program>, listener: &TcpListener) -> ! {
+fn accept(shared: &Arc<Shared>, program: &Arc<SpawnOptions>, listener: &TcpListener) -> ! {
     let slots = Arc::new(Slots::default());
     loop {
         slots.acquire();

@@ -22,18 +22,18 @@ use std::io::{self, Read, Write};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
 
 use axs_core::http::Response;
+use axs_core::limits::{
+    self, COMMAND_DRAIN_AFTER_EXIT, COMMAND_MAX_OUTPUT, COMMAND_REAP_WAIT, INPUT_BACKLOG,
+};
 use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
 use axs_core::time::Time;
-use axs_pty::{SpawnError, SpawnOptions, WinSize};
+use axs_pty::SpawnOptions;
 use rustix::event::{PollFd, PollFlags};
 
 use crate::shared::{SessionIo, Shared, State};
 
-/// Queued input beyond which a client's reader thread waits for the program to catch up.
-const INPUT_BACKLOG: usize = 1024 * 1024;
 /// Most a pty master hands out per read (the line discipline's buffer).
 const PTY_CHUNK: usize = 4096;
 /// Stack size of the pty threads (they run core code under the lock, nothing deep).
@@ -183,23 +183,10 @@ fn take_all(pending: &mut Pending) -> Vec<u8> {
     all
 }
 
-/// The session program: `-c`'s words, or the login shell.
-#[derive(Debug, Clone)]
-pub struct Program {
-    /// What every session runs (the size is set per session).
-    pub options: SpawnOptions,
-}
-
 /// Spawns the program of a reserved session, registers it and starts its threads.
 /// Returns the answer for the creator.
-pub fn create(shared: &Arc<Shared>, program: &Program, reservation: Reservation) -> Response {
-    let size = reservation.size();
-    let mut options = program.options.clone();
-    options.size = WinSize {
-        cols: size.cols,
-        rows: size.rows,
-    };
-    let spawned = match axs_pty::spawn(&options) {
+pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reservation) -> Response {
+    let spawned = match axs_pty::host::spawn_session(program, reservation.size()) {
         Ok(spawned) => spawned,
         Err(e) => {
             log::warn!("cannot start a session: {e}");
@@ -280,22 +267,14 @@ fn readable_now(master: &File) -> bool {
     matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
-/// Most output kept from one command; the rest is read and dropped so it never blocks.
-const MAX_OUTPUT: usize = 4 * 1024 * 1024;
-/// How long output may still arrive after the shell exited (a background job holding
-/// the pty open must not hold the answer): then the session is hung up.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
-/// How long to wait for the shell's status after the pty is done with.
-const REAP_WAIT: Duration = Duration::from_secs(3);
-
 /// Runs an `execute-command` job on this thread and returns the answer.
 ///
 /// `sh -c command` on a pty in the job's directory. Its output is read until EOF; a
 /// short-lived thread waits for the shell, and the timer thread ends the wait: it hangs
-/// the session up [`DRAIN_AFTER_EXIT`] after the shell's exit, and kills it at
+/// the session up [`COMMAND_DRAIN_AFTER_EXIT`] after the shell's exit, and kills it at
 /// [`axs_core::api::EXECUTE_COMMAND_TIMEOUT`]; either brings EOF.
 pub fn execute(shared: &Shared, job: CommandJob) -> Response {
-    let result = run_command(shared, &job.command, &job.cwd);
+    let result = run_command(shared, &job);
     shared.call(|server, _| server.command_finished(job, result))
 }
 
@@ -308,16 +287,10 @@ struct JobState {
     timed_out: bool,
 }
 
-fn run_command(shared: &Shared, command: &str, cwd: &str) -> CommandResult {
-    let mut options = SpawnOptions::new("sh");
-    options.args = vec!["-c".into(), command.into()];
-    options.cwd = Some(cwd.into());
-    options.slave_open = axs_pty::SlaveOpen::from_env();
-    options.fd_sweep = axs_pty::FdSweep::from_env();
-    let spawned = match axs_pty::spawn(&options) {
+fn run_command(shared: &Shared, job: &CommandJob) -> CommandResult {
+    let spawned = match axs_pty::host::spawn_command(job) {
         Ok(spawned) => spawned,
-        Err(e @ SpawnError::Cwd { .. }) => return CommandResult::BadCwd(e.to_string()),
-        Err(e) => return CommandResult::Failed(e.to_string()),
+        Err(failed) => return failed,
     };
     let pid = spawned.pid;
     let state = Arc::new(Mutex::new(JobState::default()));
@@ -344,15 +317,12 @@ fn run_command(shared: &Shared, command: &str, cwd: &str) -> CommandResult {
     if timed_out {
         let _ = axs_pty::kill_group(pid);
     }
-    let reaped = exited.is_some_and(|rx| rx.recv_timeout(REAP_WAIT).is_ok());
+    let reaped = exited.is_some_and(|rx| rx.recv_timeout(COMMAND_REAP_WAIT).is_ok());
     if !reaped {
         let _ = axs_pty::kill_group(pid);
     }
     if timed_out {
-        return CommandResult::Failed(format!(
-            "the command did not finish within {} s",
-            axs_core::api::EXECUTE_COMMAND_TIMEOUT.as_secs()
-        ));
+        return CommandResult::Failed(limits::command_timed_out());
     }
     CommandResult::Output(output)
 }
@@ -375,7 +345,7 @@ fn wait_in_background(
                 log::debug!("execute-command {pid}: wait: {e}");
             }
             let _ = tx.send(());
-            timer.after(DRAIN_AFTER_EXIT, move || {
+            timer.after(COMMAND_DRAIN_AFTER_EXIT, move || {
                 if !state
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -394,7 +364,7 @@ fn wait_in_background(
     }
 }
 
-/// Reads a pty master until EOF or EIO, keeping at most [`MAX_OUTPUT`] bytes.
+/// Reads a pty master until EOF or EIO, keeping at most [`COMMAND_MAX_OUTPUT`] bytes.
 fn read_output(master: &File) -> Vec<u8> {
     let mut output = Vec::new();
     let mut buf = [0u8; 16 * 1024];
@@ -402,7 +372,7 @@ fn read_output(master: &File) -> Vec<u8> {
         match (&*master).read(&mut buf) {
             Ok(0) => return output,
             Ok(n) => {
-                let room = MAX_OUTPUT.saturating_sub(output.len());
+                let room = COMMAND_MAX_OUTPUT.saturating_sub(output.len());
                 output.extend_from_slice(&buf[..n.min(room)]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

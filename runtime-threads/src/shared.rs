@@ -13,9 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axs_core::client::Generation;
+use axs_core::limits::TERMINATE_GRACE;
 use axs_core::server::{Server, SessionId};
 use axs_core::session::Action;
 use axs_core::time::Time;
@@ -23,9 +24,6 @@ use axs_core::time::Time;
 use crate::client::ClientSignal;
 use crate::session::{InputQueue, ReadGate};
 use crate::timer::Timer;
-
-/// How long after a hangup a session's remaining processes are killed.
-pub const TERMINATE_GRACE: Duration = Duration::from_secs(2);
 
 /// What the runtime holds for one session (the core holds everything else).
 #[derive(Debug)]

@@ -8,17 +8,14 @@
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axs_core::frame::ExitStatus;
+use axs_core::limits::SHUTDOWN_LIMIT;
 use axs_pty::{host, SigchldPipe};
 use rustix::event::{PollFd, PollFlags};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::shared::Shared;
-
-/// How long shutdown waits for sessions to end and clients to get their exit and close.
-const SHUTDOWN_LIMIT: Duration = Duration::from_secs(4);
 
 /// The installed handlers: readable when a signal arrived.
 #[derive(Debug)]
@@ -110,10 +107,7 @@ pub fn reap(shared: &Shared, pid: u32) {
         Ok(None) => {}
         Ok(Some(status)) => {
             log::info!("session {pid}: {status}");
-            let status = match host::exit_fields(status) {
-                (_, Some(signal)) => ExitStatus::Signal(signal),
-                (code, None) => ExitStatus::Code(code.unwrap_or_default()),
-            };
+            let status = host::exit_status(status);
             shared.with_state(|state, now| {
                 state.unreaped.remove(&pid);
                 state.server.child_exited(pid, status, now);
