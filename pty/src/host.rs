@@ -12,10 +12,12 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use axs_core::api::TermSize;
 use axs_core::cli::{self, Bind, CliExit, Config};
 use axs_core::server::{CommandJob, CommandResult, Server};
+use axs_core::time::Time;
 
 use crate::pty::WinSize;
 use crate::ready_pipe::{self, DEFAULT_READY_TIMEOUT};
@@ -354,6 +356,32 @@ pub fn exit_status(status: ExitStatus) -> axs_core::frame::ExitStatus {
     }
 }
 
+/// The core's clock: the monotonic time since the server started, as the core's
+/// [`Time`], and back to an [`Instant`] to sleep until.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    epoch: Instant,
+}
+
+impl Clock {
+    /// A clock whose [`Time::ZERO`] is now.
+    pub fn start() -> Clock {
+        Clock {
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The core's time for this instant.
+    pub fn now(&self) -> Time {
+        Time::from_duration(self.epoch.elapsed())
+    }
+
+    /// The instant a core time stands for.
+    pub fn instant(&self, time: Time) -> Instant {
+        self.epoch + time.as_duration()
+    }
+}
+
 /// The error text without std's " (os error N)" suffix.
 fn plain(err: &io::Error) -> String {
     let text = err.to_string();
@@ -418,6 +446,19 @@ mod tests {
         assert_eq!(named, Core::Signal(String::from("SIGKILL")));
         let unnamed = exit_status(ExitStatus::Signal(99));
         assert_eq!(unnamed, Core::Signal(String::from("SIG99")));
+    }
+
+    #[test]
+    fn the_clock_maps_core_times_to_instants_and_back() {
+        let clock = Clock::start();
+        let now = clock.now();
+        assert!(clock.instant(now) <= Instant::now());
+        assert_eq!(clock.instant(Time::ZERO), clock.epoch);
+        let later = Time::from_millis(now.as_millis() + 1000);
+        assert_eq!(
+            clock.instant(later) - clock.instant(now),
+            std::time::Duration::from_secs(1)
+        );
     }
 
     #[test]

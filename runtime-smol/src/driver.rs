@@ -15,6 +15,7 @@ use axs_core::limits::TERMINATE_GRACE;
 use axs_core::server::{Server, SessionId};
 use axs_core::session::Action;
 use axs_core::time::Time;
+use axs_pty::host::Clock;
 use axs_pty::{SpawnOptions, WinSize};
 use smol::{LocalExecutor, Task, Timer};
 
@@ -48,7 +49,7 @@ struct SessionEntry {
 pub struct Driver {
     me: Weak<Driver>,
     server: RefCell<Server>,
-    epoch: Instant,
+    clock: Clock,
     executor: Rc<LocalExecutor<'static>>,
     program: SpawnOptions,
     sessions: RefCell<HashMap<SessionId, SessionEntry>>,
@@ -76,7 +77,7 @@ impl Driver {
         Rc::new_cyclic(|me| Driver {
             me: me.clone(),
             server: RefCell::new(server),
-            epoch: Instant::now(),
+            clock: Clock::start(),
             executor,
             program,
             sessions: RefCell::new(HashMap::new()),
@@ -89,16 +90,6 @@ impl Driver {
             progress: Wake::new(),
             connections: Cell::new(0),
         })
-    }
-
-    /// The core's clock value for this instant.
-    pub fn now(&self) -> Time {
-        Time::from_duration(self.epoch.elapsed())
-    }
-
-    /// The instant a core time stands for.
-    pub fn instant(&self, time: Time) -> Instant {
-        self.epoch + time.as_duration()
     }
 
     /// The program sessions run (sized per session).
@@ -123,7 +114,7 @@ impl Driver {
     pub fn call<R>(&self, f: impl FnOnce(&mut Server, Time) -> R) -> R {
         let (result, actions, deadline) = {
             let mut server = self.server.borrow_mut();
-            let result = f(&mut server, self.now());
+            let result = f(&mut server, self.clock.now());
             let actions: Vec<(SessionId, Action)> =
                 std::iter::from_fn(|| server.poll_action()).collect();
             (result, actions, server.poll_timeout())
@@ -339,7 +330,7 @@ impl Driver {
             self.scheduled.set(deadline);
             let fired = match deadline {
                 Some(t) => {
-                    let at = self.instant(t);
+                    let at = self.clock.instant(t);
                     futures_lite::future::or(
                         async {
                             Timer::at(at).await;

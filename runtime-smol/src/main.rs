@@ -28,7 +28,7 @@ use async_io::Async;
 use async_signal::{Signal, Signals};
 use axs_core::limits::SHUTDOWN_LIMIT;
 use axs_core::server::Server;
-use axs_pty::host::{self, StartUp};
+use axs_pty::host;
 use axs_pty::{SigchldPipe, SpawnOptions};
 use futures_lite::StreamExt;
 use smol::LocalExecutor;
@@ -36,16 +36,11 @@ use smol::LocalExecutor;
 use crate::driver::Driver;
 
 fn main() {
-    let StartUp {
-        server,
-        program,
-        listener,
-        bound,
-    } = host::start_up(std::env::args_os());
-    let reactor = Reactor::new(listener).unwrap_or_else(|e| host::fail_startup(&e));
+    let up = host::start_up(std::env::args_os());
+    let reactor = Reactor::new(up.listener).unwrap_or_else(|e| host::fail_startup(&e));
     host::ready();
-    log::info!("listening on http://{bound}");
-    run(server, program, reactor);
+    log::info!("listening on http://{}", up.bound);
+    run(up.server, up.program, reactor);
     std::process::exit(0);
 }
 

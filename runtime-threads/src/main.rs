@@ -37,9 +37,9 @@ mod timer;
 use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axs_pty::host::{self, StartUp};
+use axs_pty::host;
 use axs_pty::SpawnOptions;
 
 use crate::shared::Shared;
@@ -50,14 +50,9 @@ const MAX_CONNECTIONS: usize = 64;
 const CONNECTION_STACK: usize = 512 * 1024;
 
 fn main() {
-    let StartUp {
-        server,
-        program,
-        listener,
-        bound,
-    } = host::start_up(std::env::args_os());
+    let up = host::start_up(std::env::args_os());
     let signals = signals::install().unwrap_or_else(|e| host::fail_startup(&e));
-    let shared = Shared::new(server, Instant::now());
+    let shared = Shared::new(up.server);
     start("timer", {
         let shared = Arc::clone(&shared);
         move || timer::run(shared)
@@ -67,8 +62,8 @@ fn main() {
         move || signals::run(&shared, signals)
     });
     host::ready();
-    log::info!("listening on http://{bound}");
-    accept(&shared, &Arc::new(program), &listener);
+    log::info!("listening on http://{}", up.bound);
+    accept(&shared, &Arc::new(up.program), &up.listener);
 }
 
 /// Starts a thread the server cannot work without.

@@ -20,6 +20,7 @@ use axs_core::limits::TERMINATE_GRACE;
 use axs_core::server::{Server, SessionId};
 use axs_core::session::Action;
 use axs_core::time::Time;
+use axs_pty::host::Clock;
 
 use crate::client::ClientSignal;
 use crate::session::{InputQueue, ReadGate};
@@ -89,7 +90,7 @@ impl After {
             });
         }
         if let Some(deadline) = self.deadline {
-            shared.timer.arm(shared.instant(deadline));
+            shared.timer.arm(shared.clock.instant(deadline));
         }
     }
 }
@@ -158,7 +159,7 @@ pub struct Shared {
     state: Mutex<State>,
     /// Notified when a session goes away or a writer thread ends (shutdown waits on it).
     changed: Condvar,
-    epoch: Instant,
+    clock: Clock,
     /// The timer thread's queue.
     pub timer: Arc<Timer>,
     /// How many bytes a pty reader reads at once.
@@ -166,8 +167,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Wraps a server; `epoch` is the instant `Time::ZERO` stands for.
-    pub fn new(server: Server, epoch: Instant) -> Arc<Shared> {
+    /// Wraps a server; its clock starts now.
+    pub fn new(server: Server) -> Arc<Shared> {
         let read_size = server.read_size();
         Arc::new(Shared {
             state: Mutex::new(State {
@@ -178,20 +179,10 @@ impl Shared {
                 writers: 0,
             }),
             changed: Condvar::new(),
-            epoch,
+            clock: Clock::start(),
             timer: Arc::new(Timer::new()),
             read_size,
         })
-    }
-
-    /// The core's clock: time since start.
-    pub fn now(&self) -> Time {
-        Time::from_duration(self.epoch.elapsed())
-    }
-
-    /// The instant a core time stands for.
-    pub fn instant(&self, time: Time) -> Instant {
-        self.epoch + time.as_duration()
     }
 
     /// The lock; a thread that panicked while holding it does not take the server down
@@ -210,7 +201,7 @@ impl Shared {
     pub fn with_state<R>(&self, f: impl FnOnce(&mut State, Time) -> R) -> R {
         let (result, after) = {
             let mut state = self.lock();
-            let result = f(&mut state, self.now());
+            let result = f(&mut state, self.clock.now());
             let after = state.route_actions();
             if after.removed {
                 self.changed.notify_all();
