@@ -12,6 +12,10 @@ use crate::api::EXECUTE_COMMAND_TIMEOUT;
 /// for a slow link, short enough that idle connections do not pile up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long to wait before accepting again after `accept` failed (out of descriptors or
+/// memory, usually): long enough not to spin, short enough to go unnoticed.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
 /// After an answer, how long unread request bytes are drained before closing: closing
 /// with unread bytes makes the kernel reset the connection, which can destroy the answer.
 pub const LINGER: Duration = Duration::from_secs(2);

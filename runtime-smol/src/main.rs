@@ -22,11 +22,10 @@ mod ws;
 
 use std::net::TcpListener;
 use std::rc::Rc;
-use std::time::Duration;
 
 use async_io::Async;
 use async_signal::{Signal, Signals};
-use axs_core::limits::SHUTDOWN_LIMIT;
+use axs_core::limits::{ACCEPT_RETRY, SHUTDOWN_LIMIT};
 use axs_core::server::Server;
 use axs_pty::host;
 use axs_pty::{SigchldPipe, SpawnOptions};
@@ -100,7 +99,7 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
                     Err(e) => {
                         // Out of descriptors, usually: wait a little instead of spinning.
                         log::warn!("accept: {e}");
-                        async_io::Timer::after(Duration::from_millis(50)).await;
+                        async_io::Timer::after(ACCEPT_RETRY).await;
                     }
                 }
             }

@@ -37,8 +37,8 @@ mod timer;
 use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
 
+use axs_core::limits::ACCEPT_RETRY;
 use axs_pty::host;
 use axs_pty::SpawnOptions;
 
@@ -84,7 +84,7 @@ fn accept(shared: &Arc<Shared>, program: &Arc<SpawnOptions>, listener: &TcpListe
                 slots.release();
                 log::warn!("accept: {e}");
                 // Out of descriptors or memory: give the others a moment to finish.
-                thread::sleep(Duration::from_millis(50));
+                thread::sleep(ACCEPT_RETRY);
                 continue;
             }
         };
