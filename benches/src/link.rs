@@ -62,6 +62,13 @@ impl PtyLink {
     }
 }
 
+impl PtyLink {
+    /// The program's pid (it leads its own session and process group).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
 impl Link for PtyLink {
     fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.master

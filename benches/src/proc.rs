@@ -144,20 +144,29 @@ impl Server {
 
     /// SIGTERM, a bounded wait, SIGKILL; then kills sessions that outlived it.
     pub fn stop(&mut self) {
+        self.stop_within(STOP_TIMEOUT);
+    }
+
+    /// Like [`Server::stop`] with a chosen wait; returns how long the server took to exit
+    /// after SIGTERM, or `None` when it had to be killed (or was stopped already).
+    pub fn stop_within(&mut self, timeout: Duration) -> Option<Duration> {
         if self.stopped {
-            return;
+            return None;
         }
         self.stopped = true;
+        let started = Instant::now();
         if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process(pid, Signal::TERM);
         }
-        let deadline = Instant::now() + STOP_TIMEOUT;
+        let deadline = started + timeout;
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
+            thread::sleep(Duration::from_millis(2));
         }
-        if matches!(self.child.try_wait(), Ok(None)) {
+        let took = started.elapsed();
+        let exited = !matches!(self.child.try_wait(), Ok(None));
+        if !exited {
             eprintln!(
-                "axs-load: server pid {} ignored SIGTERM for {STOP_TIMEOUT:?}; killing it",
+                "axs-load: server pid {} still running {timeout:?} after SIGTERM; killing it",
                 self.pid()
             );
             let _ = self.child.kill();
@@ -166,6 +175,7 @@ impl Server {
         for &pid in &self.sessions {
             kill_stray_group(pid);
         }
+        exited.then_some(took)
     }
 }
 
@@ -286,9 +296,19 @@ fn stat_fields(pid: u32) -> Result<Vec<String>, String> {
 
 /// utime + stime of a process (its own threads, not its children).
 pub fn cpu_time(pid: u32) -> Result<Duration, String> {
-    let fields = stat_fields(pid)?;
     // Fields 14 and 15 of stat(5); index 0 here is field 3.
-    let ticks: u64 = [11, 12]
+    ticks_to_time(pid, &[11, 12])
+}
+
+/// User + system CPU time of a process's children that it has reaped (cutime + cstime).
+pub fn children_cpu_time(pid: u32) -> Result<Duration, String> {
+    ticks_to_time(pid, &[13, 14])
+}
+
+/// Sums the given clock-tick fields of `/proc/PID/stat` (indices as in [`stat_fields`]).
+fn ticks_to_time(pid: u32, indices: &[usize]) -> Result<Duration, String> {
+    let fields = stat_fields(pid)?;
+    let ticks: u64 = indices
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
         .sum();

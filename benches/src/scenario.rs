@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::link::{create_session, recv_until, Link, PtyLink, WsLink};
-use crate::proc::{Footprint, Server};
+use crate::proc::{children_cpu_time, cpu_time, Footprint, Server};
 use crate::stats::{percentile, sorted_micros};
 
 /// Raw mode, no echo: every byte sent comes back once, from `cat`.
@@ -31,14 +31,49 @@ pub struct Echo {
     pub max: f64,
 }
 
-/// A bulk run: throughput and (for a server) its CPU per MiB.
+/// A bulk run: throughput, and the CPU each process on the path spent per MiB (ms).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bulk {
     /// MiB per second from the request to the last byte.
     pub mib_per_s: f64,
-    /// CPU per MiB, milliseconds: the server's user+system time, or on a bare pty the
-    /// reading thread's own (the floor any server pays for reading the pty).
-    pub cpu_ms_per_mib: f64,
+    /// The server's user+system time (`None` on a bare pty).
+    pub server_ms: Option<f64>,
+    /// The load client's reading thread: the WebSocket client, or the bare pty reader
+    /// (the floor any server pays for reading a pty).
+    pub reader_ms: f64,
+    /// The program writing the file (`cat`); `None` when it was gone before it was read.
+    pub program_ms: Option<f64>,
+}
+
+/// CPU used so far by the processes of a bulk run.
+struct CpuSnapshot {
+    server: Option<Duration>,
+    reader: Duration,
+    program: Option<Duration>,
+}
+
+impl CpuSnapshot {
+    fn take(server: Option<u32>, program: u32) -> Result<CpuSnapshot, String> {
+        Ok(CpuSnapshot {
+            server: server.map(cpu_time).transpose()?,
+            reader: thread_cpu(),
+            program: cpu_time(program).ok(),
+        })
+    }
+
+    /// The CPU per MiB each process spent since `before`.
+    fn since(&self, before: &CpuSnapshot, bytes: usize, took: Duration) -> Bulk {
+        let per = |a: Option<Duration>, b: Option<Duration>| {
+            a.zip(b)
+                .map(|(a, b)| ms_per_mib(a.saturating_sub(b), bytes))
+        };
+        Bulk {
+            mib_per_s: mib_per_s(bytes, took),
+            server_ms: per(self.server, before.server),
+            reader_ms: ms_per_mib(self.reader.saturating_sub(before.reader), bytes),
+            program_ms: per(self.program, before.program),
+        }
+    }
 }
 
 /// The script that waits for one byte, then writes `file` with no output processing.
@@ -138,13 +173,10 @@ fn mib_per_s(bytes: usize, took: Duration) -> f64 {
 pub fn ceiling_bulk(file: &Path, content: &[u8]) -> Result<Bulk, String> {
     let mut pty = PtyLink::spawn(&bulk_script(file))?;
     wait_ready(&mut pty)?;
-    let cpu_before = thread_cpu();
+    let before = CpuSnapshot::take(None, pty.pid())?;
     let took = bulk_receive(&mut pty, content)?;
-    let cpu = thread_cpu().saturating_sub(cpu_before);
-    Ok(Bulk {
-        mib_per_s: mib_per_s(content.len(), took),
-        cpu_ms_per_mib: ms_per_mib(cpu, content.len()),
-    })
+    let after = CpuSnapshot::take(None, pty.pid())?;
+    Ok(after.since(&before, content.len(), took))
 }
 
 /// Starts `bin` running `script` for every session.
@@ -211,16 +243,20 @@ pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, Stri
 pub fn server_bulk(bin: &Path, file: &Path, content: &[u8]) -> Result<Bulk, String> {
     let mut server = start(bin, &bulk_script(file), &[])?;
     let mut ws = open_session(&mut server)?;
+    let program = server.sessions.last().copied().unwrap_or_default();
     wait_ready(&mut ws)?;
-    let cpu_before = server.cpu()?;
+    let before = CpuSnapshot::take(Some(server.pid()), program)?;
+    let reaped_before = children_cpu_time(server.pid())?;
     let took = bulk_receive(&mut ws, content)?;
-    let cpu = server.cpu()?.saturating_sub(cpu_before);
+    let after = CpuSnapshot::take(Some(server.pid()), program)?;
     ws.read_to_exit(Duration::from_secs(10))
         .map_err(|e| format!("after the bulk output: {e}"))?;
-    Ok(Bulk {
-        mib_per_s: mib_per_s(content.len(), took),
-        cpu_ms_per_mib: ms_per_mib(cpu, content.len()),
-    })
+    let mut bulk = after.since(&before, content.len(), took);
+    // `cat` is gone by now; the server reaped it (before sending the exit message), so
+    // its CPU time, all of it spent in this run, is in the server's children's time.
+    let reaped = children_cpu_time(server.pid())?.saturating_sub(reaped_before);
+    bulk.program_ms = Some(ms_per_mib(reaped, content.len()));
+    Ok(bulk)
 }
 
 /// The marker the attach program prints last, so a client knows the replay is complete.
@@ -318,13 +354,32 @@ pub struct ScaleRow {
     pub fill_secs: f64,
 }
 
+/// What a scale run found.
+#[derive(Debug, Clone, Default)]
+pub struct Scale {
+    /// One row per level reached.
+    pub rows: Vec<ScaleRow>,
+    /// Why it stopped before the last level.
+    pub stopped: Option<String>,
+    /// SIGTERM to exit with every session still there (`None`: killed after the wait).
+    pub shutdown: Option<Duration>,
+}
+
+/// How long a server with thousands of sessions gets to shut down before it is killed.
+const SCALE_STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Idle attached sessions (`cat`) at each level; stops at the first failure and says why.
-pub fn scale(bin: &Path, levels: &[usize]) -> (Vec<ScaleRow>, Option<String>) {
+pub fn scale(bin: &Path, levels: &[usize]) -> Scale {
     let most = levels.iter().copied().max().unwrap_or(0);
     let limit = (most + 100).to_string();
     let mut server = match Server::start(bin, &["-c", "cat", "--max-sessions", &limit]) {
         Ok(s) => s,
-        Err(e) => return (Vec::new(), Some(e)),
+        Err(e) => {
+            return Scale {
+                stopped: Some(e),
+                ..Scale::default()
+            }
+        }
     };
     let mut rows = Vec::new();
     let mut links: Vec<WsLink> = Vec::with_capacity(most);
@@ -359,15 +414,20 @@ pub fn scale(bin: &Path, levels: &[usize]) -> (Vec<ScaleRow>, Option<String>) {
     finish_scale(server, links, rows, None)
 }
 
+/// Drops the clients, then times the server's shutdown with all its sessions.
 fn finish_scale(
     mut server: Server,
     links: Vec<WsLink>,
     rows: Vec<ScaleRow>,
-    why: Option<String>,
-) -> (Vec<ScaleRow>, Option<String>) {
+    stopped: Option<String>,
+) -> Scale {
     for ws in links {
         ws.drop_connection();
     }
-    server.stop();
-    (rows, why)
+    let shutdown = server.stop_within(SCALE_STOP_TIMEOUT);
+    Scale {
+        rows,
+        stopped,
+        shutdown,
+    }
 }

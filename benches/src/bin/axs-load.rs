@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use axs_benches::proc::{raise_fd_limit, Scratch};
-use axs_benches::scenario::{self, Echo};
+use axs_benches::scenario::{self, Bulk, Echo};
 use axs_benches::stats::median;
 use axs_benches::text;
 
@@ -249,29 +249,42 @@ fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results)
 
 /// Bulk output of one file: the pty first, then every server.
 fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], results: &mut Results) {
-    let metric = bulk_metric(file.label);
-    let cpu_metric = format!("CPU per MiB, {} (ms; pty: the reader's)", file.label);
+    let label = file.label;
     let pty = match scenario::ceiling_bulk(&file.path, &file.content) {
         Ok(bulk) => {
-            results.record(&metric, PTY, bulk.mib_per_s);
-            results.record(&cpu_metric, PTY, bulk.cpu_ms_per_mib);
+            record_bulk(results, label, PTY, &bulk, None);
             Some(bulk)
         }
         Err(e) => {
-            results.problem(rep, PTY, &format!("bulk {}", file.label), e);
+            results.problem(rep, PTY, &format!("bulk {label}"), e);
             None
         }
     };
     for (name, bin) in servers {
         match scenario::server_bulk(bin, &file.path, &file.content) {
-            Ok(bulk) => {
-                let base = pty.map(|p| p.mib_per_s);
-                results.record_vs_pty(&metric, name, bulk.mib_per_s, base);
-                let base = pty.map(|p| p.cpu_ms_per_mib);
-                results.record_vs_pty(&cpu_metric, name, bulk.cpu_ms_per_mib, base);
-            }
-            Err(e) => results.problem(rep, name, &format!("bulk {}", file.label), e),
+            Ok(bulk) => record_bulk(results, label, name, &bulk, pty.as_ref()),
+            Err(e) => results.problem(rep, name, &format!("bulk {label}"), e),
         }
+    }
+}
+
+/// Throughput and CPU per MiB of each process on the path; the server's CPU is compared
+/// with the bare reader's (both read the same pty), the totals with each other.
+fn record_bulk(results: &mut Results, label: &str, target: &str, bulk: &Bulk, pty: Option<&Bulk>) {
+    let metric = bulk_metric(label);
+    results.record_vs_pty(&metric, target, bulk.mib_per_s, pty.map(|p| p.mib_per_s));
+    let cpu = |what: &str| format!("CPU per MiB, {label}: {what} (ms)");
+    // The server's reading is compared with the bare reader's: both read the same pty.
+    let server = bulk.server_ms.unwrap_or(bulk.reader_ms);
+    let server_metric = cpu("server (pty column: the bare reader)");
+    results.record_vs_pty(&server_metric, target, server, pty.map(|p| p.reader_ms));
+    let client_metric = cpu("load client's reading thread");
+    results.record(&client_metric, target, bulk.reader_ms);
+    if let Some(program) = bulk.program_ms {
+        results.record(&cpu("cat"), target, program);
+        let total = program + bulk.reader_ms + bulk.server_ms.unwrap_or(0.0);
+        let pty_total = pty.and_then(|p| p.program_ms.map(|c| c + p.reader_ms));
+        results.record_vs_pty(&cpu("all processes"), target, total, pty_total);
     }
 }
 
@@ -335,7 +348,7 @@ fn attach_phase(rep: usize, name: &str, bin: &Path, attach_file: &Path, results:
     }
 }
 
-type ScaleResult = (String, (Vec<scenario::ScaleRow>, Option<String>));
+type ScaleResult = (String, scenario::Scale);
 
 fn print_report(
     options: &Options,
@@ -371,8 +384,8 @@ fn print_report(
         }
         println!("{line}");
     }
-    for (name, (rows, why)) in scale {
-        print_scale(name, rows, why.as_deref());
+    for (name, run) in scale {
+        print_scale(name, run);
     }
     println!("\nRLIMIT_NOFILE of the load client and the servers: {fd_limit}. Load client run time: {secs:.0} s.");
     if results.problems.is_empty() {
@@ -385,7 +398,8 @@ fn print_report(
     }
 }
 
-fn print_scale(name: &str, rows: &[scenario::ScaleRow], why: Option<&str>) {
+fn print_scale(name: &str, run: &scenario::Scale) {
+    let rows = &run.rows;
     println!("\nScale, {name}: idle attached sessions (`cat`), one run.\n");
     println!("| sessions | RSS (MiB) | RSS per session over 0 (KiB) | threads | fds | time to add them (s) |");
     println!("|---|---|---|---|---|---|");
@@ -406,8 +420,18 @@ fn print_scale(name: &str, rows: &[scenario::ScaleRow], why: Option<&str>) {
             row.fill_secs
         );
     }
-    if let Some(why) = why {
+    if let Some(why) = &run.stopped {
         println!("\nStopped: {why}");
+    }
+    let most = rows.last().map_or(0, |r| r.sessions);
+    match run.shutdown {
+        Some(took) => println!(
+            "\nSIGTERM to exit with {most} sessions: {:.2} s.",
+            took.as_secs_f64()
+        ),
+        None => {
+            println!("\nSIGTERM to exit with {most} sessions: still running after 60 s (killed).")
+        }
     }
 }
 
