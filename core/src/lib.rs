@@ -55,7 +55,8 @@
 //!   request decisions; [`frame`]: what a client is sent (output, exit, control messages).
 //! - [`term`]: the escape-sequence scanner behind safe cuts and replay hygiene.
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
-//!   every error answer; [`cli`]: the command line.
+//!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
+//!   both runtimes follow.
 
 pub mod api;
 pub mod cli;

@@ -271,7 +271,7 @@ impl Server {
 
     /// The program of a reserved session was spawned with pid `id`: register it. Returns
     /// the answer for the creator.
-    pub fn spawned(&mut self, reservation: Reservation, id: SessionId, _now: Time) -> Response {
+    pub fn spawned(&mut self, reservation: Reservation, id: SessionId) -> Response {
         // The pty was opened at the reserved size: the session starts with nothing to do.
         let Reservation { cors, .. } = reservation;
         self.reserved = self.reserved.saturating_sub(1);

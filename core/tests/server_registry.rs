@@ -54,7 +54,7 @@ fn create(server: &mut Server, pid: u32) {
         panic!("expected a spawn, got {reply:?}");
     };
     assert_eq!((reservation.size().cols, reservation.size().rows), (80, 24));
-    let response = server.spawned(reservation, pid, Time::ZERO);
+    let response = server.spawned(reservation, pid);
     assert_eq!(response.status, 200);
     assert_eq!(response.body, pid.to_string().as_bytes());
 }

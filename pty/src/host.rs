@@ -21,7 +21,7 @@ use axs_core::time::Time;
 
 use crate::pty::WinSize;
 use crate::ready_pipe::{self, DEFAULT_READY_TIMEOUT};
-use crate::spawn::{spawn, SpawnError, SpawnOptions, Spawned};
+use crate::spawn::{plain, spawn, SpawnError, SpawnOptions, Spawned};
 use crate::status::{signal_name, ExitStatus};
 
 /// What [`start_up`] prepared for a runtime.
@@ -379,15 +379,6 @@ impl Clock {
     /// The instant a core time stands for.
     pub fn instant(&self, time: Time) -> Instant {
         self.epoch + time.as_duration()
-    }
-}
-
-/// The error text without std's " (os error N)" suffix.
-fn plain(err: &io::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
     }
 }
 

@@ -102,7 +102,7 @@ impl std::error::Error for SpawnError {
 }
 
 /// The error text without std's " (os error N)" suffix: "No such file or directory".
-fn plain(err: &io::Error) -> String {
+pub(crate) fn plain(err: &io::Error) -> String {
     let text = err.to_string();
     match text.rfind(" (os error ") {
         Some(i) => text[..i].to_string(),

@@ -107,7 +107,7 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
             return driver.call(|server, _| server.spawn_failed(reservation, &reason));
         }
     };
-    let response = driver.call(|server, now| server.spawned(reservation, pid, now));
+    let response = driver.call(|server, _| server.spawned(reservation, pid));
     let io = Rc::new(SessionIo::new(pid, master));
     let read_size = driver.inspect(|server| server.read_size());
     let tasks = vec![

@@ -28,7 +28,6 @@ use axs_core::limits::{
     self, COMMAND_DRAIN_AFTER_EXIT, COMMAND_MAX_OUTPUT, COMMAND_REAP_WAIT, INPUT_BACKLOG,
 };
 use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
-use axs_core::time::Time;
 use axs_pty::SpawnOptions;
 use rustix::event::{PollFd, PollFlags};
 
@@ -197,7 +196,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
     let master = Arc::new(File::from(spawned.master));
     let gate = Arc::new(ReadGate::default());
     let input = Arc::new(InputQueue::new(Arc::clone(&master)));
-    let response = shared.with_state(|state: &mut State, now: Time| {
+    let response = shared.with_state(|state: &mut State, _| {
         state.unreaped.insert(pid);
         state.sessions.insert(
             pid,
@@ -207,7 +206,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
                 input: Arc::clone(&input),
             },
         );
-        state.server.spawned(reservation, pid, now)
+        state.server.spawned(reservation, pid)
     });
     let reader = Arc::clone(shared);
     let started = thread::Builder::new()
