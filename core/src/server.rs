@@ -224,7 +224,7 @@ impl Server {
                 respond(api::success())
             }
             Route::Terminate { id } => {
-                self.terminate(id, now);
+                self.terminate(id);
                 respond(api::success())
             }
             Route::TerminateUnknown => respond(api::success()),
@@ -258,13 +258,15 @@ impl Server {
         Ok(Reservation { size, cors })
     }
 
+    /// Removes the exited session that nobody watches and that was due to go first.
     fn evict_one_exited(&mut self) {
-        let idle_exited = self
+        let oldest = self
             .sessions
             .iter()
-            .find(|(_, s)| s.is_exited() && s.generations().next().is_none())
-            .map(|(id, _)| *id);
-        if let Some(id) = idle_exited {
+            .filter(|(_, s)| !s.has_clients())
+            .filter_map(|(id, s)| s.retained_until().map(|until| (until, *id)))
+            .min();
+        if let Some((_, id)) = oldest {
             self.remove(id);
         }
     }
@@ -275,10 +277,17 @@ impl Server {
         // The pty was opened at the reserved size: the session starts with nothing to do.
         let Reservation { cors, .. } = reservation;
         self.reserved = self.reserved.saturating_sub(1);
-        // A pid is reused only after the old process was reaped; an old exited session
-        // under the same id must make way for the new one.
-        self.remove(id);
-        self.sessions.insert(id, Session::new(self.config.session));
+        // A pid is reused only after the old process was reaped: an old exited session
+        // under the same id makes way for the new one. The runtime's entry for the id
+        // belongs to the new session now, so no `Remove` is announced for the old one;
+        // numbering continues, so the old session's clients never name the new one's.
+        let first_generation = self.forget(id).map_or(1, |old| old.next_generation());
+        let mut session = Session::new(self.config.session).with_first_generation(first_generation);
+        if self.shutting_down {
+            // Reserved before the shutdown began: it ends with the others.
+            session.terminate();
+        }
+        self.sessions.insert(id, session);
         self.after(id);
         api::created(id).with_headers(cors)
     }
@@ -325,8 +334,11 @@ impl Server {
     }
 
     /// Ends a session (unknown ids are fine: terminating twice is not an error).
-    pub fn terminate(&mut self, id: SessionId, now: Time) {
-        self.with(id, now, |s, now| s.terminate(now));
+    pub fn terminate(&mut self, id: SessionId) {
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.terminate();
+            self.after(id);
+        }
     }
 
     /// A client's socket closed.
@@ -382,11 +394,11 @@ impl Server {
 
     /// The server is stopping: terminate every session and refuse new ones. Clients get
     /// their session's output and exit message as the programs end.
-    pub fn shutdown(&mut self, now: Time) {
+    pub fn shutdown(&mut self) {
         self.shutting_down = true;
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for id in ids {
-            self.terminate(id, now);
+            self.terminate(id);
         }
     }
 
@@ -455,12 +467,20 @@ impl Server {
         }
     }
 
+    /// Takes a session out of the registry and the deadline index, silently.
+    fn forget(&mut self, id: SessionId) -> Option<Session> {
+        let session = self.sessions.remove(&id)?;
+        if let Some(t) = self.deadline_of.remove(&id) {
+            self.deadlines.remove(&(t, id));
+        }
+        Some(session)
+    }
+
+    /// Removes a session and tells the runtime (once: a session that asked to go has
+    /// already queued its own `Remove`).
     fn remove(&mut self, id: SessionId) {
-        if self.sessions.remove(&id).is_some() {
-            if let Some(t) = self.deadline_of.remove(&id) {
-                self.deadlines.remove(&(t, id));
-            }
-            if !matches!(self.actions.back(), Some((i, Action::Remove)) if *i == id) {
+        if let Some(session) = self.forget(id) {
+            if !session.is_removed() {
                 self.actions.push_back((id, Action::Remove));
             }
         }

@@ -41,6 +41,10 @@ use crate::ring::Ring;
 use crate::term::{plan_replay, TermState};
 use crate::time::Time;
 
+/// What a skipped client's terminal gets before its replay: CAN (abort any sequence in
+/// progress), then RIS (reset to the state a replay starts from).
+const SKIP_RESET: &[u8] = b"\x18\x1bc";
+
 /// Tunables of a session; see the module docs for how they bound memory and waiting.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -234,6 +238,32 @@ impl Session {
         matches!(self.phase, Phase::Exited { .. })
     }
 
+    /// The same session, its first client numbered `generation` (a session that takes
+    /// over a reused id continues its predecessor's numbers, so no (id, generation) pair
+    /// ever names two clients).
+    pub fn with_first_generation(mut self, generation: Generation) -> Session {
+        self.next_generation = self.next_generation.max(generation);
+        self
+    }
+
+    /// The generation the next client will get.
+    pub fn next_generation(&self) -> Generation {
+        self.next_generation
+    }
+
+    /// True while any client is attached, including one whose close is still to be sent.
+    pub fn has_clients(&self) -> bool {
+        !self.clients.is_empty()
+    }
+
+    /// Until when an exited session is kept (None while the program runs or drains).
+    pub fn retained_until(&self) -> Option<Time> {
+        match self.phase {
+            Phase::Exited { until, .. } => Some(until),
+            _ => None,
+        }
+    }
+
     /// Generations of the attached clients, oldest first.
     pub fn generations(&self) -> impl Iterator<Item = Generation> + '_ {
         self.clients
@@ -383,14 +413,16 @@ impl Session {
     }
 
     /// Someone asked to end the session.
-    pub fn terminate(&mut self, now: Time) {
+    pub fn terminate(&mut self) {
         if !self.terminated {
             self.terminated = true;
             if !self.is_exited() {
                 self.actions.push_back(Action::Terminate);
             }
         }
-        self.remove_if_done(now);
+        // A terminated session goes as soon as it has exited and nobody watches: the
+        // retention window (the only use of the time) no longer matters.
+        self.remove_if_done(Time::ZERO);
     }
 
     /// Output from the pty.
@@ -496,6 +528,13 @@ impl Session {
         let old = client.cursor;
         client.lagging = true;
         self.plan_client_replay(&mut client);
+        // The replay assumes a fresh terminal, and this one is not: it may be inside a
+        // half-sent sequence (CAN aborts it) and in modes the skipped bytes turned off
+        // (RIS resets them). Then the state prefix and the replay repaint it, exactly
+        // as for a client that reconnects.
+        let mut prefix = SKIP_RESET.to_vec();
+        prefix.append(&mut client.prefix);
+        client.prefix = prefix;
         if client.control {
             let skipped = Control::Skipped {
                 bytes: client.cursor - old,
@@ -574,6 +613,10 @@ impl Session {
         } else if self.paused && gap <= resume_at {
             self.paused = false;
             self.actions.push_back(Action::ResumePty);
+            if let Phase::Draining { deadline, .. } = &mut self.phase {
+                // The pty is read again: give its remaining output a full grace.
+                *deadline = now.after(self.config.drain_grace);
+            }
         }
     }
 
@@ -591,7 +634,9 @@ impl Session {
     /// Timers fired: drain grace, stall timeouts, retention.
     pub fn handle_timeout(&mut self, now: Time) {
         if let Phase::Draining { status, deadline } = &self.phase {
-            if *deadline <= now {
+            // While reads are paused the program's last output may still sit in the pty:
+            // the grace only runs while the pty is being read (see `update_flow`).
+            if *deadline <= now && !self.paused {
                 let status = status.clone();
                 self.enter_exited(status, now);
             }
@@ -604,7 +649,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Time> {
         let phase_deadline = match &self.phase {
             Phase::Running => None,
-            Phase::Draining { deadline, .. } => Some(*deadline),
+            Phase::Draining { deadline, .. } => (!self.paused).then_some(*deadline),
             Phase::Exited { until, .. } => {
                 (self.clients.is_empty() && !self.removed).then_some(*until)
             }

@@ -181,7 +181,7 @@ fn shutdown_terminates_every_session_and_refuses_new_ones() {
     create(&mut server, 500);
     create(&mut server, 501);
     drain(&mut server);
-    server.shutdown(Time::ZERO);
+    server.shutdown();
     let actions = drain(&mut server);
     assert_eq!(
         actions,

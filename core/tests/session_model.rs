@@ -167,6 +167,9 @@ struct ModelClient {
     live_announced: bool,
     /// A newer client took the session over: the next frame must be the close.
     taken_over: bool,
+    /// Every output byte since attach, when the client started from a fresh terminal
+    /// (a full replay); None for a resume, whose terminal history the model cannot know.
+    terminal: Option<Vec<u8>>,
 }
 
 struct Model {
@@ -351,7 +354,7 @@ impl Model {
                 Ok(())
             }
             Step::Terminate => {
-                self.session.terminate(self.now);
+                self.session.terminate();
                 Ok(())
             }
         }
@@ -446,6 +449,7 @@ impl Model {
             saw_attached: false,
             live_announced: false,
             taken_over: false,
+            terminal: resumable.is_none().then(Vec::new),
         });
         Ok(())
     }
@@ -478,7 +482,8 @@ impl Model {
             if lagging && cursor < window && !matches!(frame, Frame::Close(_)) {
                 let (cut, pending) = self.expected_replay();
                 let client = &mut self.clients[i];
-                client.pending = pending.into();
+                // CAN aborts a half-sent sequence, RIS resets the terminal, then the replay.
+                client.pending = b"\x18\x1bc".iter().chain(&pending).copied().collect();
                 client.replay_received.clear();
                 client.replay_end = self.stream.len() as u64;
                 client.live_pos = client.replay_end;
@@ -494,6 +499,9 @@ impl Model {
             Frame::Binary(bytes) => {
                 if client.exit_frames > 0 {
                     return Err("output after the exit message".into());
+                }
+                if let Some(terminal) = &mut client.terminal {
+                    terminal.extend_from_slice(&bytes);
                 }
                 for (n, byte) in bytes.iter().enumerate() {
                     let expected = match client.pending.pop_front() {
@@ -527,6 +535,18 @@ impl Model {
                         &client.replay_received,
                         &self.stream[..client.replay_end as usize],
                     )?;
+                    if let Some(terminal) = &client.terminal {
+                        // The client's terminal, from its start, is where the program's is.
+                        let seen = state_after(terminal);
+                        let program = state_after(&self.stream[..client.live_pos as usize]);
+                        if seen.modes() != program.modes()
+                            || seen.at_safe_cut() != program.at_safe_cut()
+                        {
+                            return Err(format!(
+                                "client {generation}'s terminal {seen:?} differs from the program's {program:?}"
+                            ));
+                        }
+                    }
                     client.replay_received.clear();
                 }
                 let waiting = !client.pending.is_empty() || client.live_pos < head;

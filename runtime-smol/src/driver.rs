@@ -364,7 +364,7 @@ impl Driver {
     /// session is gone and every WebSocket client has closed (bounded by `limit`), then kills
     /// whatever is left of the sessions' processes.
     pub async fn shutdown(&self, limit: Duration) {
-        self.call(|server, now| server.shutdown(now));
+        self.call(|server, _| server.shutdown());
         let deadline = Instant::now() + limit;
         while !(self.inspect(Server::is_shut_down) && self.connections.get() == 0) {
             let done = futures_lite::future::or(

@@ -215,7 +215,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
         .spawn(move || read_pty(&reader, pid, &master, &gate));
     if let Err(e) = started {
         log::error!("session {pid}: cannot start its pty reader: {e}");
-        shared.call(|server, now| server.terminate(pid, now));
+        shared.call(|server, _| server.terminate(pid));
     }
     // The program may have ended before it was registered: its SIGCHLD found nothing.
     crate::signals::reap(shared, pid);

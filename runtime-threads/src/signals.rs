@@ -125,7 +125,7 @@ pub fn reap(shared: &Shared, pid: u32) {
 /// its exit and close, kills what remains, and exits with status 0.
 fn shutdown(shared: &Shared) -> ! {
     log::info!("shutting down");
-    shared.call(|server, now| server.shutdown(now));
+    shared.call(|server, _| server.shutdown());
     let deadline = Instant::now() + SHUTDOWN_LIMIT;
     let clean = shared.wait_until(deadline, |state| {
         state.server.is_shut_down() && state.writers == 0
