@@ -12,7 +12,9 @@
 //! the session may still have members: once all are gone and reaped, the id can be
 //! reused by an unrelated process.
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -113,10 +115,42 @@ fn signal_session(pid: u32, sig: Signal) -> io::Result<()> {
     Ok(())
 }
 
+/// How long one scan of `/proc` answers for every session. Ending many sessions at once
+/// (a server's shutdown) then costs one scan, not one per session: without it, shutting
+/// down 2000 sessions read every process's stat 2000 times over (minutes).
+///
+/// A stale answer is safe: a session found without members had none when the scan ran,
+/// and a session gains members only by a member's fork, so it has none later either; a
+/// stale "alive" only means another look after the next scan. Signals may miss a process
+/// forked in the last few milliseconds; the kill rounds, which rescan, catch it.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(20);
+
+/// The process groups of every session's live members, as of one scan of `/proc`.
+struct Snapshot {
+    taken: Instant,
+    groups: HashMap<i32, Vec<Pid>>,
+}
+
+static SNAPSHOT: Mutex<Option<Snapshot>> = Mutex::new(None);
+
 /// Distinct process groups of the live (non-zombie) members of session `sid`;
 /// `None` when `/proc` cannot be read.
 fn session_groups(sid: Pid) -> Option<Vec<Pid>> {
-    let mut groups = Vec::new();
+    let mut snapshot = SNAPSHOT.lock().unwrap_or_else(PoisonError::into_inner);
+    let fresh = snapshot
+        .as_ref()
+        .is_some_and(|s| s.taken.elapsed() < SNAPSHOT_TTL);
+    if !fresh {
+        *snapshot = Some(scan_proc()?);
+    }
+    let groups = snapshot.as_ref()?.groups.get(&sid.as_raw_nonzero().get());
+    Some(groups.cloned().unwrap_or_default())
+}
+
+/// Reads every process's session and group from `/proc`.
+fn scan_proc() -> Option<Snapshot> {
+    let taken = Instant::now();
+    let mut groups: HashMap<i32, Vec<Pid>> = HashMap::new();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -127,17 +161,17 @@ fn session_groups(sid: Pid) -> Option<Vec<Pid>> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
             continue;
         };
-        if let Some(member) = parse_stat(&stat) {
-            if member.session == sid.as_raw_nonzero().get() && member.live {
-                if let Some(pgrp) = Pid::from_raw(member.pgrp).filter(|_| member.pgrp > 1) {
-                    if !groups.contains(&pgrp) {
-                        groups.push(pgrp);
-                    }
-                }
+        let Some(member) = parse_stat(&stat).filter(|m| m.live) else {
+            continue;
+        };
+        if let Some(pgrp) = Pid::from_raw(member.pgrp).filter(|_| member.pgrp > 1) {
+            let session = groups.entry(member.session).or_default();
+            if !session.contains(&pgrp) {
+                session.push(pgrp);
             }
         }
     }
-    Some(groups)
+    Some(Snapshot { taken, groups })
 }
 
 /// The fields of `/proc/<pid>/stat` that terminate needs.
