@@ -385,7 +385,8 @@ impl Server {
         let response = match result {
             CommandResult::Output(output) => api::command_output(&api::strip_ansi(&output)),
             CommandResult::BadCwd(reason) => {
-                return ApiError::BadCwd(reason).error_response(&job.cors)
+                let error = ApiError::BadCwd(reason);
+                api::command_error(error.status(), &error.to_string())
             }
             CommandResult::Failed(reason) => api::command_failed(&reason),
         };

@@ -246,3 +246,40 @@ fn a_full_server_makes_room_by_evicting_an_exited_session_nobody_watches() {
     assert!(!server.contains(600));
     assert!(server.contains(601));
 }
+
+#[test]
+fn terminate_reads_no_body_so_no_body_can_refuse_it() {
+    let mut server = server(4);
+    create(&mut server, 700);
+    for extra in [
+        "Transfer-Encoding: chunked\r\n",
+        "Content-Length: 99999999\r\n",
+        "Content-Length: nope\r\n",
+    ] {
+        let h = head(&format!(
+            "POST /terminals/700/terminate HTTP/1.1\r\nHost: x\r\n{extra}\r\n"
+        ));
+        assert_eq!(server.body_len(&h).map_err(|r| r.status), Ok(0), "{extra}");
+        assert_eq!(status(&server.request(&h, b"", Time::ZERO)), 200, "{extra}");
+    }
+    // Other routes still refuse what they cannot read.
+    let chunked = head("POST /terminals HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(server.body_len(&chunked).map_err(|r| r.status), Err(411));
+}
+
+#[test]
+fn execute_command_errors_still_carry_a_string_output() {
+    let mut server = server(4);
+    let reply = server.request(
+        &post("/execute-command"),
+        br#"{"command":"ls","cwd":"/nope"}"#,
+        Time::ZERO,
+    );
+    let Reply::Execute(job) = reply else {
+        panic!("expected a command job");
+    };
+    let response =
+        server.command_finished(job, axs_core::server::CommandResult::BadCwd("gone".into()));
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!((response.status, body["output"].as_str()), (400, Some("")));
+}

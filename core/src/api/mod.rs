@@ -51,8 +51,8 @@ pub use ansi::strip_ansi;
 pub use error::ApiError;
 pub use policy::{check_body_len, cors_headers, Policy, DEFAULT_MAX_BODY};
 pub use respond::{
-    answer, command_failed, command_output, created, index, preflight, status_ok, success,
-    websocket_accept, websocket_accept_key,
+    answer, command_error, command_failed, command_output, created, index, preflight, status_ok,
+    success, websocket_accept, websocket_accept_key,
 };
 pub use route::{
     route, AttachPolicy, AttachRequest, Route, TermSize, EXECUTE_COMMAND_TIMEOUT, MAX_DIMENSION,

@@ -178,6 +178,11 @@ pub fn cors_headers(head: &RequestHead, policy: &Policy) -> Vec<(String, String)
 ///
 /// The runtime calls it before reading the body, so an oversized body is never read.
 pub fn check_body_len(head: &RequestHead, policy: &Policy) -> Result<usize, ApiError> {
+    if is_terminate(head) {
+        // Terminate answers 2xx whatever the body (CLIENTS.md): it is never read, so no
+        // length, chunking or size can refuse it; the runtime drains it before closing.
+        return Ok(0);
+    }
     let len = head.content_length()?.unwrap_or(0);
     if len > policy.max_body {
         return Err(ApiError::BodyTooLarge {
@@ -185,6 +190,13 @@ pub fn check_body_len(head: &RequestHead, policy: &Policy) -> Result<usize, ApiE
         });
     }
     Ok(len)
+}
+
+/// `POST /terminals/{anything}/terminate`.
+fn is_terminate(head: &RequestHead) -> bool {
+    head.method == crate::http::Method::Post
+        && head.path.starts_with("/terminals/")
+        && head.path.ends_with("/terminate")
 }
 
 #[cfg(test)]

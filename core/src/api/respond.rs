@@ -39,12 +39,18 @@ pub fn command_output(output: &str) -> Response {
     Response::new(200, "application/json", body)
 }
 
-/// `execute-command` that could not run or timed out: `{"output":null,"error":"..."}`,
-/// the shape axs 0.2 used, with status 500 (axs 0.2 said 200) so a client that checks
-/// the status sees the failure and one that only reads `error` still finds it.
+/// `execute-command` that could not run or timed out: `{"output":"","error":"..."}` with
+/// status 500 (axs 0.2 said 200), so a client that checks the status sees the failure,
+/// one that only reads `error` finds it, and one that calls `output.trim()` (AcodeX)
+/// does not throw.
 pub fn command_failed(message: &str) -> Response {
-    let body = serde_json::json!({ "output": null, "error": message }).to_string();
-    Response::new(500, "application/json", body)
+    command_error(500, message)
+}
+
+/// An `execute-command` error answer with `status`: `{"output":"","error":"..."}`.
+pub fn command_error(status: u16, message: &str) -> Response {
+    let body = serde_json::json!({ "output": "", "error": message }).to_string();
+    Response::new(status, "application/json", body)
 }
 
 /// The CORS preflight answer: `204` allowing `GET, POST, OPTIONS`, the requested headers
@@ -229,7 +235,7 @@ mod tests {
         let failed = command_failed("timed out after 30 s");
         let value: serde_json::Value = serde_json::from_slice(&failed.body).unwrap();
         assert_eq!(failed.status, 500);
-        assert!(value["output"].is_null());
+        assert_eq!(value["output"], "", "a string, so clients may trim() it");
         assert_eq!(value["error"], "timed out after 30 s");
     }
 

@@ -18,9 +18,11 @@ pub const MAX_DIMENSION: u16 = 1000;
 /// How long an `execute-command` may run before it is killed (as in axs 0.2).
 pub const EXECUTE_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Largest WebSocket message a client may send (input: keystrokes, pastes): 1 MiB.
-/// Runtimes configure their WebSocket layer with it; a larger paste arrives in pieces.
-pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// Largest WebSocket message a client may send (input: keystrokes, pastes): 16 MiB.
+/// xterm.js sends a paste as one message, and a client whose socket closes ends the
+/// user's session (CLIENTS.md), so the limit is far above any paste; memory stays
+/// bounded because a runtime stops reading a client while its input waits.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// A terminal size in character cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
