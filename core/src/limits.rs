@@ -12,6 +12,10 @@ use crate::api::EXECUTE_COMMAND_TIMEOUT;
 /// for a slow link, short enough that idle connections do not pile up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long an HTTP answer may wait for its client to read it: an answer nobody reads
+/// is dropped after this, so it cannot hold memory and a connection forever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long to wait before accepting again after `accept` failed (out of descriptors or
 /// memory, usually): long enough not to spin, short enough to go unnoticed.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
