@@ -425,7 +425,8 @@ fn write_loop(
             ws.write(Message::Pong(payload))?;
         }
         match pending.end.take() {
-            Some(End::PeerClosed(frame)) => return answer_close(ws, frame.map(echo)),
+            // The client's code and reason, echoed (RFC 6455 section 5.5.1), as axs does.
+            Some(End::PeerClosed(frame)) => return answer_close(ws, frame),
             Some(End::Broken(frame)) => return answer_close(ws, Some(frame)),
             Some(End::Vanished) => return Ok(Finish::Drop),
             None => {}
@@ -448,14 +449,6 @@ fn answer_close(ws: &mut Ws, frame: Option<CloseFrame>) -> Result<Finish, Error>
     match ws.close(frame) {
         Ok(()) | Err(Error::ConnectionClosed) => Ok(Finish::Answered),
         Err(e) => Err(e),
-    }
-}
-
-/// The answer to a client's close: the same code (RFC 6455 section 5.5.1).
-fn echo(frame: CloseFrame) -> CloseFrame {
-    CloseFrame {
-        code: frame.code,
-        reason: "".into(),
     }
 }
 

@@ -6,10 +6,10 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axs_core::http::{self, HeadParse, RequestHead, Response};
-use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, SEND_LOW_WATER};
+use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, SEND_LOW_WATER, WRITE_TIMEOUT};
 use axs_core::server::Reply;
 use axs_pty::{host, SpawnOptions};
 
@@ -17,9 +17,6 @@ use crate::client::{self, ClientId, ClientSignal};
 use crate::session;
 use crate::shared::Shared;
 use crate::Slot;
-
-/// Time a client gets to take an answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request as read from the socket.
 struct Request {

@@ -219,7 +219,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
     }
     // The program may have ended before it was registered: its SIGCHLD found nothing.
     crate::signals::reap(shared, pid);
-    log::info!("session {pid} started");
+    log::debug!("session {pid} started");
     response
 }
 

@@ -106,7 +106,7 @@ pub fn reap(shared: &Shared, pid: u32) {
     match axs_pty::try_wait(pid) {
         Ok(None) => {}
         Ok(Some(status)) => {
-            log::info!("session {pid}: {status}");
+            log::debug!("session {pid}: {status}");
             let status = host::exit_status(status);
             shared.with_state(|state, now| {
                 state.unreaped.remove(&pid);
