@@ -37,6 +37,7 @@ macro_rules! __with_cases {
             http_cors_preflight,
             ws_unknown_id_404,
             ws_bad_frames,
+            ws_large_paste,
             replay_exact,
             resume_since,
             replay_hygiene,

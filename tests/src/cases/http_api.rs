@@ -180,6 +180,13 @@ pub fn http_terminate_any_body(bin: &Path) {
         Some(b"not json"),
     );
     assert_success_true(&format!("POST {path2} with a non-JSON body"), &r);
+    // A chunked body (no length) cannot refuse it either, and the session does end.
+    let pid3 = server.create_terminal(80, 24);
+    let path3 = format!("/terminals/{pid3}/terminate");
+    let r = server.request("POST", &path3, &[("Transfer-Encoding", "chunked")], None);
+    assert_success_true(&format!("POST {path3} with a chunked body"), &r);
+    let left = crate::procfs::wait_gone(&[pid3], EVENT);
+    assert!(left.is_empty(), "a chunked terminate left {left:?} running");
     let unknown = format!("/terminals/{UNKNOWN_PID}/terminate");
     let r = server.request("POST", &unknown, &[], None);
     assert_success_true(&format!("POST {unknown} (unknown id)"), &r);
@@ -238,6 +245,15 @@ pub fn http_execute_command(bin: &Path) {
             &r,
             &[400],
         );
+        if body.contains("cwd\":\"/nonexistent") {
+            // AcodeX calls output.trim(): an error answer still carries a string.
+            let json = r.json().or_fail();
+            assert_eq!(
+                json.get("output").and_then(|o| o.as_str()),
+                Some(""),
+                "POST /execute-command {body}: output must be \"\" in {json}"
+            );
+        }
     }
 }
 
@@ -369,4 +385,29 @@ pub fn ws_bad_frames(bin: &Path) {
     ws.wait_for("ok-5\r\n", EVENT)
         .map_err(|e| format!("the session must survive bad frames from other clients: {e}"))
         .or_fail();
+}
+
+/// A paste is one WebSocket message, and a client whose socket closes ends the user's
+/// session: a 2 MiB paste reaches the program and the socket stays open.
+pub fn ws_large_paste(bin: &Path) {
+    let dir = crate::server::TempDir::new("paste");
+    let script = "stty raw -echo\necho READY\nhead -c 2097152 >/dev/null\necho GOT-ALL\ncat\n";
+    let cmd = super::sh_script(&dir, "paste.sh", script);
+    let server = Server::start(bin, &["-c", &cmd], &[]);
+    let pid = server.create_terminal(80, 24);
+    let mut ws = Ws::attach(
+        server.port,
+        &format!("/terminals/{pid}"),
+        &server.proc.context(),
+    );
+    // Input waits in the pty (and the server) until `head` reads it.
+    ws.wait_for("READY", EVENT).or_fail();
+    ws.send_text(&"p".repeat(2 * 1024 * 1024)).or_fail();
+    ws.wait_for("GOT-ALL", EVENT).or_fail();
+    ws.send_text("still-open\r").or_fail();
+    ws.wait_for("still-open", EVENT).or_fail();
+    assert!(
+        ws.got.close.is_none() && ws.got.ended.is_none(),
+        "the socket closed after a paste"
+    );
 }
