@@ -13,7 +13,7 @@
 //! | connection | 1 per HTTP request (at most 64 at once), ≤ 15 s to send it | `read` | `request`, `spawned`, `command_finished` |
 //! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read`; pty writes of its input | `input`, `detach` |
 //! | `ws-write` | 1 per attached client | condvar until `Wake`, then socket writes | `poll_transmit` |
-//! | `pty-read` | 1 per session | `read` (condvar while paused) | `pty_output`, `pty_eof` |
+//! | `pty-read` | 1 per session, until the core closes its pty | `poll` on the master and the gate's eventfd (condvar while paused) | `pty_output`, `pty_eof` |
 //! | `exec-wait` | 1 per running `execute-command` | `waitpid` | — (its shell's exit starts the drain) |
 //! | `shutdown` | 1 during shutdown | condvar, ≤ 4 s | `shutdown` |
 //!

@@ -12,13 +12,14 @@
 //!   reader threads of the clients typing into it: the back-pressure a terminal or ssh
 //!   gives. No thread hand-off on the way in keeps an echo fast.
 //!
-//! The reader ends when the core closes the pty (`ClosePty`/`Remove`); the master is
-//! closed when the last holder lets go. A reader blocked in `read` ends at its next
-//! output or EOF (a terminated session's hangup brings EOF).
+//! The reader ends when the core closes the pty (`ClosePty`/`Remove`): it waits in `poll`
+//! on the master and the gate's eventfd, so it ends at once even while a background job
+//! keeps the pty open; the master is closed when the last holder lets go.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -29,7 +30,7 @@ use axs_core::limits::{
 };
 use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
 use axs_pty::SpawnOptions;
-use rustix::event::{PollFd, PollFlags};
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use crate::shared::{SessionIo, Shared, State};
 
@@ -47,13 +48,26 @@ struct GateState {
 }
 
 /// Whether the pty reader may read: paused by the core, or closed for good.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadGate {
     state: Mutex<GateState>,
     changed: Condvar,
+    /// An eventfd, readable once closed: it wakes a reader waiting for output that may
+    /// never come (a background job keeps the pty open after the program ended).
+    closed_fd: OwnedFd,
 }
 
 impl ReadGate {
+    /// An open gate.
+    pub fn new() -> io::Result<ReadGate> {
+        let flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
+        Ok(ReadGate {
+            state: Mutex::default(),
+            changed: Condvar::new(),
+            closed_fd: rustix::event::eventfd(0, flags)?,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, GateState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -64,10 +78,13 @@ impl ReadGate {
         self.changed.notify_all();
     }
 
-    /// Stops the reader for good.
+    /// Stops the reader for good (never blocks: called under the server lock).
     pub fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
+        if let Err(e) = rustix::io::write(&self.closed_fd, &1u64.to_ne_bytes()) {
+            log::debug!("cannot wake the pty reader: {e}");
+        }
     }
 
     /// Blocks while paused; `false` once closed.
@@ -80,6 +97,23 @@ impl ReadGate {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         !state.closed
+    }
+
+    /// Blocks until `master` has something to read (or hung up); `false` once closed.
+    fn wait_readable(&self, master: &File) -> bool {
+        loop {
+            let mut fds = [
+                PollFd::new(master, PollFlags::IN),
+                PollFd::new(&self.closed_fd, PollFlags::IN),
+            ];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) if !fds[1].revents().is_empty() => return false,
+                Ok(_) => return true,
+                Err(rustix::io::Errno::INTR) => {}
+                // Cannot wait (out of memory): the read blocks instead, as it would anyway.
+                Err(_) => return !self.is_closed(),
+            }
+        }
     }
 
     fn is_closed(&self) -> bool {
@@ -185,6 +219,13 @@ fn take_all(pending: &mut Pending) -> Vec<u8> {
 /// Spawns the program of a reserved session, registers it and starts its threads.
 /// Returns the answer for the creator.
 pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reservation) -> Response {
+    let gate = match ReadGate::new() {
+        Ok(gate) => Arc::new(gate),
+        Err(e) => {
+            log::warn!("cannot start a session: {e}");
+            return shared.call(|server, _| server.spawn_failed(reservation, &e.to_string()));
+        }
+    };
     let spawned = match axs_pty::host::spawn_session(program, reservation.size()) {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -194,13 +235,14 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
     };
     let pid = spawned.pid;
     let master = Arc::new(File::from(spawned.master));
-    let gate = Arc::new(ReadGate::default());
     let input = Arc::new(InputQueue::new(Arc::clone(&master)));
     let response = shared.with_state(|state: &mut State, _| {
-        state.unreaped.insert(pid);
+        state.last_serial += 1;
+        state.unreaped.insert(pid, state.last_serial);
         state.sessions.insert(
             pid,
             SessionIo {
+                serial: state.last_serial,
                 master: Some(Arc::clone(&master)),
                 gate: Arc::clone(&gate),
                 input: Arc::clone(&input),
@@ -226,7 +268,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
 /// The pty reader thread.
 fn read_pty(shared: &Shared, id: SessionId, master: &File, gate: &ReadGate) {
     let mut buf = vec![0u8; shared.read_size.max(1)];
-    while gate.wait_open() {
+    while gate.wait_open() && gate.wait_readable(master) {
         match read_available(master, &mut buf) {
             Ok(0) => break,
             Ok(n) => shared.call(|server, now| server.pty_output(id, &buf[..n], now)),
@@ -444,7 +486,7 @@ mod tests {
 
     #[test]
     fn the_gate_blocks_while_paused_and_opens_on_resume_or_close() {
-        let gate = Arc::new(ReadGate::default());
+        let gate = Arc::new(ReadGate::new().unwrap());
         assert!(gate.wait_open());
         gate.set_paused(true);
         let waiter = {
@@ -457,6 +499,20 @@ mod tests {
         let waiter = {
             let gate = Arc::clone(&gate);
             thread::spawn(move || gate.wait_open())
+        };
+        gate.close();
+        assert!(!waiter.join().unwrap());
+    }
+
+    #[test]
+    fn closing_the_gate_wakes_a_reader_waiting_for_output() {
+        // A socket nobody writes to stands for a pty a background job keeps open.
+        let (quiet, _writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let quiet = File::from(OwnedFd::from(quiet));
+        let gate = Arc::new(ReadGate::new().unwrap());
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            thread::spawn(move || gate.wait_readable(&quiet))
         };
         gate.close();
         assert!(!waiter.join().unwrap());

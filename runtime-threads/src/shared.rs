@@ -9,10 +9,10 @@
 //! session's processes, closing descriptors, re-arming the timer — happens after the
 //! lock is released ([`After`]). Nothing ever does blocking I/O while holding the lock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use axs_core::client::Generation;
@@ -29,6 +29,8 @@ use crate::timer::Timer;
 /// What the runtime holds for one session (the core holds everything else).
 #[derive(Debug)]
 pub struct SessionIo {
+    /// The runtime's number for this spawn: tells a reused pid apart.
+    pub serial: u64,
     /// The pty master; `None` once the core closed it.
     pub master: Option<Arc<File>>,
     /// Pauses and stops the pty reader thread.
@@ -55,9 +57,11 @@ pub struct State {
     pub sessions: HashMap<SessionId, SessionIo>,
     /// Wake-up handles of the attached WebSocket clients.
     pub clients: HashMap<(SessionId, Generation), Arc<ClientSignal>>,
-    /// Session programs not reaped yet (kept apart from `sessions`: a child is reaped
-    /// even when its session is gone).
-    pub unreaped: HashSet<u32>,
+    /// Session programs not reaped yet, with their spawn's serial (kept apart from
+    /// `sessions`: a child is reaped even when its session is gone).
+    pub unreaped: HashMap<u32, u64>,
+    /// The serial of the latest spawn.
+    pub last_serial: u64,
     /// WebSocket writer threads still running (shutdown waits for their close frames).
     pub writers: usize,
 }
@@ -66,7 +70,8 @@ pub struct State {
 #[derive(Debug, Default)]
 #[must_use = "run it after releasing the lock"]
 pub struct After {
-    terminate: Vec<SessionId>,
+    /// Sessions to hang up, with their spawn's serial.
+    terminate: Vec<(SessionId, u64)>,
     close: Vec<Arc<File>>,
     deadline: Option<Time>,
     removed: bool,
@@ -76,12 +81,17 @@ impl After {
     /// Carries out the deferred effects (call without holding the lock).
     pub fn run(self, shared: &Shared) {
         drop(self.close);
-        for pid in self.terminate {
+        for (pid, serial) in self.terminate {
+            if !shared.still_ours(pid, serial) {
+                // Everything ended and was reaped: the pid may belong to a stranger now.
+                continue;
+            }
             if let Err(e) = axs_pty::hangup_group(pid) {
                 log::debug!("hang up session {pid}: {e}");
             }
+            let me = Weak::clone(&shared.me);
             shared.timer.after(TERMINATE_GRACE, move || {
-                if axs_pty::group_alive(pid) {
+                if me.upgrade().is_some_and(|s| s.still_ours(pid, serial)) {
                     log::debug!("session {pid} outlived the hangup: killing it");
                     if let Err(e) = axs_pty::kill_group(pid) {
                         log::warn!("kill session {pid}: {e}");
@@ -113,7 +123,11 @@ impl State {
                     client.wake();
                 }
             }
-            Action::Terminate => after.terminate.push(id),
+            Action::Terminate => {
+                if let Some(io) = self.sessions.get(&id) {
+                    after.terminate.push((id, io.serial));
+                }
+            }
             Action::Remove => {
                 after.removed = true;
                 if let Some(mut io) = self.sessions.remove(&id) {
@@ -156,6 +170,8 @@ fn resize(id: SessionId, io: &SessionIo, cols: u16, rows: u16) {
 /// The state shared by every thread.
 #[derive(Debug)]
 pub struct Shared {
+    /// Itself, for timer jobs that outlive a call.
+    me: Weak<Shared>,
     state: Mutex<State>,
     /// Notified when a session goes away or a writer thread ends (shutdown waits on it).
     changed: Condvar,
@@ -170,12 +186,14 @@ impl Shared {
     /// Wraps a server; its clock starts now.
     pub fn new(server: Server) -> Arc<Shared> {
         let read_size = server.read_size();
-        Arc::new(Shared {
+        Arc::new_cyclic(|me| Shared {
+            me: Weak::clone(me),
             state: Mutex::new(State {
                 server,
                 sessions: HashMap::new(),
                 clients: HashMap::new(),
-                unreaped: HashSet::new(),
+                unreaped: HashMap::new(),
+                last_serial: 0,
                 writers: 0,
             }),
             changed: Condvar::new(),
@@ -229,6 +247,18 @@ impl Shared {
                 .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// Whether pid `pid` still stands for the session spawned as `serial`: its program is
+    /// not reaped yet, or a live member still has it as session id (the kernel does not
+    /// reuse a pid while it names a session). A newer session under the same pid is not it.
+    pub fn still_ours(&self, pid: u32, serial: u64) -> bool {
+        let unreaped = self.lock().unreaped.get(&pid).copied();
+        // The /proc scan happens without the lock.
+        match unreaped {
+            Some(s) => s == serial,
+            None => axs_pty::group_alive(pid),
         }
     }
 

@@ -95,7 +95,7 @@ fn start_shutdown(shared: &Arc<Shared>) {
 
 /// Checks every session program that has not been reaped yet.
 fn reap_all(shared: &Shared) {
-    let pids: Vec<u32> = shared.with_state(|state, _| state.unreaped.iter().copied().collect());
+    let pids: Vec<u32> = shared.with_state(|state, _| state.unreaped.keys().copied().collect());
     for pid in pids {
         reap(shared, pid);
     }
@@ -131,7 +131,7 @@ fn shutdown(shared: &Shared) -> ! {
         state.server.is_shut_down() && state.writers == 0
     });
     let left: Vec<u32> = shared.with_state(|state, _| {
-        let mut pids: Vec<u32> = state.unreaped.iter().copied().collect();
+        let mut pids: Vec<u32> = state.unreaped.keys().copied().collect();
         pids.extend(state.sessions.keys().copied());
         pids
     });
