@@ -9,11 +9,12 @@ use std::time::Instant;
 
 use async_io::{Async, Timer};
 use axs_core::http::{self, HeadParse, RequestHead, Response};
-use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT};
+use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use axs_core::server::Reply;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 
 use crate::driver::Driver;
+use crate::wake::Wake;
 use crate::{exec, pty, ws};
 
 type Socket = Async<TcpStream>;
@@ -53,13 +54,17 @@ async fn dispatch(driver: &Rc<Driver>, stream: Socket, reply: Reply, early: Vec<
             id,
             generation,
         } => {
-            let mut stream = stream;
-            if let Err(e) = stream.write_all(&response.to_bytes()).await {
+            // Registered before any await: the session may be removed meanwhile, and
+            // only a registered wake-up is closed then (else the writer would wait forever).
+            let wake = Wake::new();
+            driver.add_client(id, generation, wake.clone());
+            if let Err(e) = write_answer(&stream, &response.to_bytes()).await {
                 log::debug!("session {id}: the upgrade answer could not be sent: {e}");
+                driver.remove_client(id, generation);
                 driver.call(|server, now| server.detach(id, generation, now));
                 return;
             }
-            ws::serve(driver.clone(), stream, early, id, generation).await;
+            ws::serve(driver.clone(), stream, early, id, generation, wake).await;
         }
     }
 }
@@ -117,11 +122,10 @@ async fn read_more(stream: &Socket, buf: &mut Vec<u8>) -> usize {
 /// Writes the answer, then closes gracefully: half-close, drain what the client still
 /// sends (bounded), close.
 async fn respond(mut stream: Socket, answer: &Response) {
-    if let Err(e) = stream.write_all(&answer.to_bytes()).await {
+    if let Err(e) = write_answer(&stream, &answer.to_bytes()).await {
         log::debug!("writing an answer: {e}");
         return;
     }
-    let _ = stream.flush().await;
     let _ = stream.get_ref().shutdown(Shutdown::Write);
     let deadline = Instant::now() + LINGER;
     let drain = async {
@@ -138,4 +142,24 @@ async fn respond(mut stream: Socket, answer: &Response) {
         Timer::at(deadline).await;
     })
     .await;
+}
+
+/// Writes an HTTP answer whole, or fails once the client took nothing for
+/// [`WRITE_TIMEOUT`]: an answer nobody reads must not hold its memory and socket forever.
+async fn write_answer(stream: &Socket, bytes: &[u8]) -> std::io::Result<()> {
+    let mut writer = stream;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let stalled = async {
+            Timer::after(WRITE_TIMEOUT).await;
+            Err(std::io::ErrorKind::TimedOut.into())
+        };
+        match future::or(writer.write(rest), stalled).await {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

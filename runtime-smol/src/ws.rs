@@ -11,14 +11,14 @@ use std::rc::Rc;
 use async_io::{Async, Timer};
 use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::{Error, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use axs_core::api::MAX_MESSAGE;
 use axs_core::client::Generation;
 use axs_core::frame::Frame;
-use axs_core::limits::{CLOSE_WAIT, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
+use axs_core::limits::{CLOSE_WAIT, LINGER_BYTES, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use axs_core::server::SessionId;
-use futures_lite::future;
+use futures_lite::{future, AsyncReadExt};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::driver::Driver;
@@ -28,8 +28,10 @@ type Socket = Async<TcpStream>;
 
 /// How one side of the connection ended.
 enum End {
-    /// The client closed, or the socket failed, or it sent something invalid.
+    /// The client closed, or the socket failed.
     Reader,
+    /// The client broke the protocol; this close tells it how.
+    Broken(CloseFrame),
     /// We sent our close frame (exit, takeover, shutdown).
     Closed,
     /// Writing failed, or the session went away.
@@ -37,13 +39,15 @@ enum End {
 }
 
 /// Serves client `generation` of session `id` on `stream`, whose 101 answer is already
-/// sent; `early` holds bytes the client sent right after its request.
+/// sent; `early` holds bytes the client sent right after its request. `wake` is the
+/// client's wake-up, already registered with the driver.
 pub async fn serve(
     driver: Rc<Driver>,
     stream: Socket,
     early: Vec<u8>,
     id: SessionId,
     generation: Generation,
+    wake: Wake,
 ) {
     driver.client_opened();
     // We batch frames ourselves and flush when a batch is done: Nagle's algorithm would
@@ -60,20 +64,31 @@ pub async fn serve(
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
     let ws = WebSocketStream::from_partially_read(stream, early, Role::Server, Some(config)).await;
-    let (sender, receiver) = ws.split();
-    let wake = Wake::new();
-    driver.add_client(id, generation, wake.clone());
+    let (mut sender, receiver) = ws.split();
     // The reader is a task of its own so that waking the writer does not poll the
     // socket for input too (and the other way round).
     let mut reader = driver.spawn(read_input(driver.clone(), receiver, id, generation));
-    let writer = write_output(&driver, sender, &wake, id, generation);
-    let end = future::or(&mut reader, writer).await;
-    if matches!(end, End::Closed) {
-        // The client answers our close; then the stream ends.
-        future::or(async { _ = (&mut reader).await }, async {
-            Timer::after(CLOSE_WAIT).await;
-        })
-        .await;
+    let end = future::or(
+        async {
+            let (end, receiver) = (&mut reader).await;
+            (end, Some(receiver))
+        },
+        async {
+            let end = write_output(&driver, &mut sender, &wake, id, generation).await;
+            (end, None)
+        },
+    )
+    .await;
+    match end {
+        (End::Closed, _) => {
+            // The client answers our close; then the stream ends.
+            future::or(async { _ = (&mut reader).await }, async {
+                Timer::after(CLOSE_WAIT).await;
+            })
+            .await;
+        }
+        (End::Broken(close), Some(receiver)) => refuse(sender, receiver, close).await,
+        _ => {}
     }
     drop(reader);
     driver.remove_client(id, generation);
@@ -81,13 +96,14 @@ pub async fn serve(
     driver.client_closed();
 }
 
-/// Hands every text or binary message to the core as input, until the socket ends.
+/// Hands every text or binary message to the core as input, until the socket ends;
+/// gives the receiver back for [`refuse`].
 async fn read_input(
     driver: Rc<Driver>,
     mut receiver: WebSocketReceiver<Socket>,
     id: SessionId,
     generation: Generation,
-) -> End {
+) -> (End, WebSocketReceiver<Socket>) {
     while let Some(message) = receiver.next().await {
         match message {
             Ok(Message::Text(text)) => {
@@ -100,19 +116,70 @@ async fn read_input(
             }
             // Pings are answered by tungstenite; a close is answered and ends the stream.
             Ok(_) => {}
-            Err(e) => {
-                log::debug!("session {id} client {generation}: {e}");
+            Err(Error::Io(e)) => {
+                log::debug!("session {id} client {generation}: socket ends: {e}");
                 break;
+            }
+            Err(e) => {
+                log::debug!("session {id} client {generation}: breaks the protocol: {e}");
+                return (End::Broken(protocol_close(&e)), receiver);
             }
         }
     }
-    End::Reader
+    (End::Reader, receiver)
+}
+
+/// The close a protocol error calls for (RFC 6455 section 7.4.1); axs-threads sends
+/// the same codes and reasons.
+fn protocol_close(error: &Error) -> CloseFrame {
+    let (code, reason) = match error {
+        Error::Capacity(_) => (CloseCode::Size, "message too big"),
+        Error::Utf8(_) => (CloseCode::Invalid, "text is not UTF-8"),
+        _ => (CloseCode::Protocol, "protocol error"),
+    };
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Tells a client that broke the protocol why it is dropped, then closes gracefully:
+/// it may still be sending (the rest of an oversized message), and closing with unread
+/// bytes would reset the connection and could destroy the close frame.
+async fn refuse(
+    mut sender: WebSocketSender<Socket>,
+    receiver: WebSocketReceiver<Socket>,
+    close: CloseFrame,
+) {
+    let deadline = Timer::after(CLOSE_WAIT);
+    let linger = async {
+        if sender.send(Message::Close(Some(close))).await.is_err() {
+            return;
+        }
+        let Ok(ws) = WebSocketStream::reunite(sender, receiver) else {
+            return;
+        };
+        let mut stream = ws.into_inner();
+        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+        let mut chunk = [0u8; 16 * 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    future::or(linger, async {
+        deadline.await;
+    })
+    .await;
 }
 
 /// Sends the core's frames for this client; waits for a wake-up when it has none.
 async fn write_output(
     driver: &Driver,
-    mut sender: WebSocketSender<Socket>,
+    sender: &mut WebSocketSender<Socket>,
     wake: &Wake,
     id: SessionId,
     generation: Generation,
