@@ -52,7 +52,7 @@ pub fn serve(shared: &Arc<Shared>, program: &SpawnOptions, mut stream: TcpStream
             finish(stream, &answer);
         }
         (Reply::Execute(job), _) => {
-            let answer = session::execute(shared, job);
+            let answer = crate::exec::execute(shared, job);
             finish(stream, &answer);
         }
         (

@@ -8,14 +8,13 @@
 //! | thread | how many | blocks in | feeds the core |
 //! |---|---|---|---|
 //! | `main` | 1 | `accept` | — (spawns a connection thread) |
-//! | `signals` | 1 | `poll` on the SIGCHLD and SIGINT/SIGTERM self-pipes | `child_exited` (SIGCHLD: `try_wait` per unreaped pid), `shutdown` |
+//! | `signals` | 1 | `poll` on the SIGCHLD and SIGINT/SIGTERM self-pipes | `child_exited` (SIGCHLD: `try_wait` per unreaped pid; a reaped `execute-command` shell wakes its connection), `shutdown` |
 //! | `timer` | 1 | condvar until the core's deadline | `handle_timeout`; grace kills, command timeouts |
-//! | connection | 1 per HTTP request (at most 64 at once), ≤ 15 s to send it | `read` | `request`, `spawned`, `command_finished` |
+//! | connection | 1 per HTTP request (at most 64 at once), ≤ 15 s to send it | `read`; `poll` on a command's pty and exit (≤ 30 s) | `request`, `spawned`, `command_finished` |
 //! | `ws-read` = the connection's thread after the 101 | 1 per attached client | `read`; pty writes of its input | `input`, `detach` |
 //! | `ws-write` | 1 per attached client | condvar until `Wake`, then socket writes | `poll_transmit` |
 //! | `pty-read` | 1 per session, until the core closes its pty | `poll` on the master and the gate's eventfd (condvar while paused) | `pty_output`, `pty_eof` |
-//! | `exec-wait` | 1 per running `execute-command` | `waitpid` | — (its shell's exit starts the drain) |
-//! | `shutdown` | 1 during shutdown | condvar, ≤ 4 s | `shutdown` |
+//! //! | `shutdown` | 1 during shutdown | condvar, ≤ 4 s | `shutdown` |
 //!
 //! So: 3 threads at rest, plus 1 per session and 2 per attached client.
 //!
@@ -29,6 +28,7 @@
 
 mod client;
 mod conn;
+mod exec;
 mod session;
 mod shared;
 mod signals;

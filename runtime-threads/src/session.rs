@@ -20,15 +20,12 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use axs_core::http::Response;
-use axs_core::limits::{
-    self, COMMAND_DRAIN_AFTER_EXIT, COMMAND_MAX_OUTPUT, COMMAND_REAP_WAIT, INPUT_BACKLOG,
-};
-use axs_core::server::{CommandJob, CommandResult, Reservation, SessionId};
+use axs_core::limits::INPUT_BACKLOG;
+use axs_core::server::{Reservation, SessionId};
 use axs_pty::SpawnOptions;
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
@@ -306,120 +303,6 @@ fn readable_now(master: &File) -> bool {
         tv_nsec: 0,
     };
     matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
-}
-
-/// Runs an `execute-command` job on this thread and returns the answer.
-///
-/// `sh -c command` on a pty in the job's directory. Its output is read until EOF; a
-/// short-lived thread waits for the shell, and the timer thread ends the wait: it hangs
-/// the session up [`COMMAND_DRAIN_AFTER_EXIT`] after the shell's exit, and kills it at
-/// [`axs_core::api::EXECUTE_COMMAND_TIMEOUT`]; either brings EOF.
-pub fn execute(shared: &Shared, job: CommandJob) -> Response {
-    let result = run_command(shared, &job);
-    shared.call(|server, _| server.command_finished(job, result))
-}
-
-/// Where a command stands, shared with its timer jobs.
-#[derive(Debug, Default)]
-struct JobState {
-    /// Its output is collected: the timer jobs must not signal the (maybe reused) pid.
-    finished: bool,
-    /// The time limit ended it.
-    timed_out: bool,
-}
-
-fn run_command(shared: &Shared, job: &CommandJob) -> CommandResult {
-    let spawned = match axs_pty::host::spawn_command(job) {
-        Ok(spawned) => spawned,
-        Err(failed) => return failed,
-    };
-    let pid = spawned.pid;
-    let state = Arc::new(Mutex::new(JobState::default()));
-    let limit = Arc::clone(&state);
-    shared
-        .timer
-        .after(axs_core::api::EXECUTE_COMMAND_TIMEOUT, move || {
-            let mut state = limit.lock().unwrap_or_else(PoisonError::into_inner);
-            if !state.finished {
-                log::debug!("execute-command {pid} timed out: killing it");
-                state.timed_out = true;
-                let _ = axs_pty::kill_group(pid);
-            }
-        });
-    let exited = wait_in_background(shared, pid, &state);
-    let output = read_output(&File::from(spawned.master));
-    let timed_out = {
-        let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.finished = true;
-        state.timed_out
-    };
-    // Whatever the command left behind in its session goes with it.
-    let _ = axs_pty::hangup_group(pid);
-    if timed_out {
-        let _ = axs_pty::kill_group(pid);
-    }
-    let reaped = exited.is_some_and(|rx| rx.recv_timeout(COMMAND_REAP_WAIT).is_ok());
-    if !reaped {
-        let _ = axs_pty::kill_group(pid);
-    }
-    if timed_out {
-        return CommandResult::Failed(limits::command_timed_out());
-    }
-    CommandResult::Output(output)
-}
-
-/// Starts the thread that reaps the command's shell and, once it exited, schedules the
-/// hangup that ends a drain held up by a background job. The receiver hears of the reap.
-fn wait_in_background(
-    shared: &Shared,
-    pid: u32,
-    state: &Arc<Mutex<JobState>>,
-) -> Option<mpsc::Receiver<()>> {
-    let (tx, rx) = mpsc::channel();
-    let timer = Arc::clone(&shared.timer);
-    let state = Arc::clone(state);
-    let spawned = thread::Builder::new()
-        .name(format!("exec-wait-{pid}"))
-        .stack_size(STACK_SIZE)
-        .spawn(move || {
-            if let Err(e) = axs_pty::wait_blocking(pid) {
-                log::debug!("execute-command {pid}: wait: {e}");
-            }
-            let _ = tx.send(());
-            timer.after(COMMAND_DRAIN_AFTER_EXIT, move || {
-                if !state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .finished
-                {
-                    let _ = axs_pty::hangup_group(pid);
-                }
-            });
-        });
-    match spawned {
-        Ok(_) => Some(rx),
-        Err(e) => {
-            log::warn!("execute-command {pid}: cannot start its waiter: {e}");
-            None
-        }
-    }
-}
-
-/// Reads a pty master until EOF or EIO, keeping at most [`COMMAND_MAX_OUTPUT`] bytes.
-fn read_output(master: &File) -> Vec<u8> {
-    let mut output = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match (&*master).read(&mut buf) {
-            Ok(0) => return output,
-            Ok(n) => {
-                let room = COMMAND_MAX_OUTPUT.saturating_sub(output.len());
-                output.extend_from_slice(&buf[..n.min(room)]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return output,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
@@ -48,6 +50,15 @@ impl SessionIo {
     }
 }
 
+/// An `execute-command` shell not reaped yet.
+#[derive(Debug)]
+pub struct JobWatch {
+    /// The runtime's number for this spawn: tells a reused pid apart.
+    pub serial: u64,
+    /// Dropped when the shell is reaped: the job's thread sees its end of the pair close.
+    pub _exit: UnixStream,
+}
+
 /// Everything behind the lock.
 #[derive(Debug)]
 pub struct State {
@@ -60,7 +71,9 @@ pub struct State {
     /// Session programs not reaped yet, with their spawn's serial (kept apart from
     /// `sessions`: a child is reaped even when its session is gone).
     pub unreaped: HashMap<u32, u64>,
-    /// The serial of the latest spawn.
+    /// `execute-command` shells not reaped yet.
+    pub jobs: HashMap<u32, JobWatch>,
+    /// The serial of the latest spawn (sessions and commands alike).
     pub last_serial: u64,
     /// WebSocket writer threads still running (shutdown waits for their close frames).
     pub writers: usize,
@@ -89,9 +102,8 @@ impl After {
             if let Err(e) = axs_pty::hangup_group(pid) {
                 log::debug!("hang up session {pid}: {e}");
             }
-            let me = Weak::clone(&shared.me);
-            shared.timer.after(TERMINATE_GRACE, move || {
-                if me.upgrade().is_some_and(|s| s.still_ours(pid, serial)) {
+            shared.later(TERMINATE_GRACE, move |shared| {
+                if shared.still_ours(pid, serial) {
                     log::debug!("session {pid} outlived the hangup: killing it");
                     if let Err(e) = axs_pty::kill_group(pid) {
                         log::warn!("kill session {pid}: {e}");
@@ -193,6 +205,7 @@ impl Shared {
                 sessions: HashMap::new(),
                 clients: HashMap::new(),
                 unreaped: HashMap::new(),
+                jobs: HashMap::new(),
                 last_serial: 0,
                 writers: 0,
             }),
@@ -250,11 +263,26 @@ impl Shared {
         }
     }
 
-    /// Whether pid `pid` still stands for the session spawned as `serial`: its program is
-    /// not reaped yet, or a live member still has it as session id (the kernel does not
-    /// reuse a pid while it names a session). A newer session under the same pid is not it.
+    /// Runs `job` on the timer thread after `delay` (jobs must be short).
+    pub fn later(&self, delay: Duration, job: impl FnOnce(&Shared) + Send + 'static) {
+        let me = Weak::clone(&self.me);
+        self.timer.after(delay, move || {
+            if let Some(shared) = me.upgrade() {
+                job(&shared);
+            }
+        });
+    }
+
+    /// Whether pid `pid` still stands for the session or command spawned as `serial`: its
+    /// leader is not reaped yet, or a live member still has it as session id (the kernel
+    /// does not reuse a pid while it names a session). A newer spawn under the same pid
+    /// is not it.
     pub fn still_ours(&self, pid: u32, serial: u64) -> bool {
-        let unreaped = self.lock().unreaped.get(&pid).copied();
+        let unreaped = {
+            let state = self.lock();
+            let session = state.unreaped.get(&pid).copied();
+            session.or_else(|| state.jobs.get(&pid).map(|job| job.serial))
+        };
         // The /proc scan happens without the lock.
         match unreaped {
             Some(s) => s == serial,

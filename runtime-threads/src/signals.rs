@@ -1,9 +1,10 @@
-//! The signal thread: SIGCHLD reaps session programs, SIGINT/SIGTERM shut down.
+//! The signal thread: SIGCHLD reaps session programs and command shells, SIGINT/SIGTERM
+//! shut down.
 //!
 //! One thread blocks in `poll` on two self-pipes: axs-pty's [`SigchldPipe`] and a
 //! `signal-hook` pipe for SIGINT and SIGTERM. Signals coalesce, so every SIGCHLD checks
-//! every unreaped session program with `try_wait` (never `waitpid(-1)`:
-//! `execute-command` threads reap their own children).
+//! every unreaped session program and `execute-command` shell with `try_wait` (never
+//! `waitpid(-1)`: only our own children, by pid).
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
@@ -93,11 +94,28 @@ fn start_shutdown(shared: &Arc<Shared>) {
     }
 }
 
-/// Checks every session program that has not been reaped yet.
+/// Checks every session program and command shell that has not been reaped yet.
 fn reap_all(shared: &Shared) {
-    let pids: Vec<u32> = shared.with_state(|state, _| state.unreaped.keys().copied().collect());
-    for pid in pids {
+    let (sessions, jobs): (Vec<u32>, Vec<u32>) = shared.with_state(|state, _| {
+        let sessions = state.unreaped.keys().copied().collect();
+        (sessions, state.jobs.keys().copied().collect())
+    });
+    for pid in sessions {
         reap(shared, pid);
+    }
+    for pid in jobs {
+        reap_job(shared, pid);
+    }
+}
+
+/// Reaps command shell `pid` if it has ended; forgetting it tells its thread.
+pub fn reap_job(shared: &Shared, pid: u32) {
+    match axs_pty::try_wait(pid) {
+        Ok(None) => {}
+        Ok(Some(_)) | Err(_) => {
+            let watch = shared.with_state(|state, _| state.jobs.remove(&pid));
+            drop(watch);
+        }
     }
 }
 
@@ -133,6 +151,7 @@ fn shutdown(shared: &Shared) -> ! {
     let left: Vec<u32> = shared.with_state(|state, _| {
         let mut pids: Vec<u32> = state.unreaped.keys().copied().collect();
         pids.extend(state.sessions.keys().copied());
+        pids.extend(state.jobs.keys().copied());
         pids
     });
     if !clean {
