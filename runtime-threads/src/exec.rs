@@ -134,9 +134,7 @@ fn wait(master: &File, exit: Option<&UnixStream>, deadline: Instant) -> Ready {
             fds.push(PollFd::new(exit, PollFlags::IN));
         }
         match rustix::event::poll(&mut fds, Some(&timespec(left))) {
-            Ok(_) if fds.get(1).is_some_and(|fd| !fd.revents().is_empty()) => {
-                return Ready::Exited
-            }
+            Ok(_) if fds.get(1).is_some_and(|fd| !fd.revents().is_empty()) => return Ready::Exited,
             Ok(_) if !fds[0].revents().is_empty() => return Ready::Output,
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => {
