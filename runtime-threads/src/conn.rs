@@ -16,7 +16,7 @@ use axs_pty::{host, SpawnOptions};
 use crate::client::{self, ClientId, ClientSignal};
 use crate::session;
 use crate::shared::Shared;
-use crate::Slot;
+use crate::{Slot, Slots};
 
 /// A request as read from the socket.
 struct Request {
@@ -28,7 +28,14 @@ struct Request {
 
 /// Serves one connection to its end.
 /// `slot` is held while the request is read and answered, and given up by an upgrade.
-pub fn serve(shared: &Arc<Shared>, program: &SpawnOptions, mut stream: TcpStream, slot: Slot) {
+/// A request that spawns a program first takes a place among `spawning`.
+pub fn serve(
+    shared: &Arc<Shared>,
+    program: &SpawnOptions,
+    mut stream: TcpStream,
+    slot: Slot,
+    spawning: &Arc<Slots>,
+) {
     // Echoes and small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -48,10 +55,12 @@ pub fn serve(shared: &Arc<Shared>, program: &SpawnOptions, mut stream: TcpStream
     match reply {
         (Reply::Respond(answer), _) => finish(stream, &answer),
         (Reply::Spawn(reservation), _) => {
+            let _spawning = spawning.acquire();
             let answer = session::create(shared, program, reservation);
             finish(stream, &answer);
         }
         (Reply::Execute(job), _) => {
+            let _spawning = spawning.acquire();
             let answer = crate::exec::execute(shared, job);
             finish(stream, &answer);
         }

@@ -17,6 +17,7 @@ use rustix::event::{PollFd, PollFlags};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::shared::Shared;
+use crate::StopAccepting;
 
 /// The installed handlers: readable when a signal arrived.
 #[derive(Debug)]
@@ -44,7 +45,7 @@ fn stop_pipe() -> io::Result<UnixStream> {
 }
 
 /// The signal thread's loop.
-pub fn run(shared: &Arc<Shared>, signals: Signals) {
+pub fn run(shared: &Arc<Shared>, signals: Signals, listener: &StopAccepting) {
     let mut stopping = false;
     loop {
         let (child, stop) = wait(&signals);
@@ -58,6 +59,8 @@ pub fn run(shared: &Arc<Shared>, signals: Signals) {
                 log::info!("already shutting down");
             } else {
                 stopping = true;
+                // A new server may take the port while this one ends its sessions.
+                listener.stop();
                 start_shutdown(shared);
             }
         }
