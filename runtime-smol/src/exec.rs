@@ -20,6 +20,10 @@ use smol::channel::Receiver;
 
 use crate::driver::{Child, Driver};
 
+/// Bytes read in a row before the reader lets other tasks run (a command flooding its
+/// pty must not stall the server).
+const YIELD_AFTER: usize = 256 * 1024;
+
 /// Runs the job and returns the answer.
 pub async fn run(driver: Rc<Driver>, job: CommandJob) -> Response {
     let result = match axs_pty::host::spawn_command(&job) {
@@ -70,7 +74,16 @@ async fn read_until_done(master: &Async<File>, exit: &Receiver<ExitStatus>) -> (
     let mut eof = false;
     let mut output = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
+    let mut unyielded = 0;
     while !(exited && eof) {
+        // A read that finds data never polls the timer: check the deadline here too.
+        if Instant::now() >= deadline {
+            break;
+        }
+        if unyielded >= YIELD_AFTER {
+            unyielded = 0;
+            future::yield_now().await;
+        }
         let read = async {
             if eof {
                 future::pending::<()>().await;
@@ -89,6 +102,7 @@ async fn read_until_done(master: &Async<File>, exit: &Receiver<ExitStatus>) -> (
         };
         match future::or(read, future::or(exit_event, timer)).await {
             Event::Read(Ok(n)) if n > 0 => {
+                unyielded += n;
                 let room = limits::COMMAND_MAX_OUTPUT.saturating_sub(output.len());
                 output.extend_from_slice(&buf[..n.min(room)]);
             }
