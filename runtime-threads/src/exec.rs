@@ -152,3 +152,41 @@ fn timespec(d: Duration) -> Timespec {
         tv_nsec: i64::from(d.subsec_nanos()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::OwnedFd;
+
+    /// A socket standing in for a pty master, and its other side (the command's).
+    fn fake_pty() -> (File, UnixStream) {
+        let (master, slave) = UnixStream::pair().unwrap();
+        (File::from(OwnedFd::from(master)), slave)
+    }
+
+    #[test]
+    fn output_until_eof() {
+        let (master, mut slave) = fake_pty();
+        let (exit, _exit_end) = UnixStream::pair().unwrap();
+        slave.write_all(b"hello\n").unwrap();
+        drop(slave);
+        assert_eq!(collect(&master, &exit), (b"hello\n".to_vec(), End::Eof));
+    }
+
+    #[test]
+    fn a_held_pty_delays_the_answer_only_by_the_drain_after_the_exit() {
+        // The other side stays open: a background job holds the pty.
+        let (master, mut slave) = fake_pty();
+        let (exit, exit_end) = UnixStream::pair().unwrap();
+        slave.write_all(b"started\n").unwrap();
+        drop(exit_end); // the shell was reaped
+        let started = Instant::now();
+        let collected = collect(&master, &exit);
+        assert_eq!(collected, (b"started\n".to_vec(), End::Drained));
+        assert!(started.elapsed() >= COMMAND_DRAIN_AFTER_EXIT);
+        assert!(started.elapsed() < EXECUTE_COMMAND_TIMEOUT);
+        drop(slave);
+    }
+}
