@@ -161,7 +161,10 @@ impl Listening {
         match rustix::event::poll(&mut fds, None) {
             Ok(_) if !fds[1].revents().is_empty() => return Next::Stop,
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => log::warn!("poll on the listener: {e}"),
+            Err(e) => {
+                log::warn!("poll on the listener: {e}");
+                thread::sleep(ACCEPT_RETRY);
+            }
         }
         match self.listener.accept() {
             Ok((stream, _)) => match stream.set_nonblocking(false) {
