@@ -50,20 +50,9 @@ pub async fn serve(
     wake: Wake,
 ) {
     driver.client_opened();
-    // We batch frames ourselves and flush when a batch is done: Nagle's algorithm would
-    // only hold an echo back until the previous segment is acknowledged.
-    if let Err(e) = stream.get_ref().set_nodelay(true) {
-        log::debug!("TCP_NODELAY: {e}");
-    }
-    if let Err(e) = axs_pty::host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
-        log::debug!("TCP_NOTSENT_LOWAT: {e}");
-    }
-    let config = WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
-    let ws = WebSocketStream::from_partially_read(stream, early, Role::Server, Some(config)).await;
+    tune(&stream);
+    let ws =
+        WebSocketStream::from_partially_read(stream, early, Role::Server, Some(config())).await;
     let (mut sender, receiver) = ws.split();
     // The reader is a task of its own so that waking the writer does not poll the
     // socket for input too (and the other way round).
@@ -94,6 +83,28 @@ pub async fn serve(
     driver.remove_client(id, generation);
     driver.call(|server, now| server.detach(id, generation, now));
     driver.client_closed();
+}
+
+/// Socket options for a terminal client.
+fn tune(stream: &Socket) {
+    // We batch frames ourselves and flush when a batch is done: Nagle's algorithm would
+    // only hold an echo back until the previous segment is acknowledged.
+    if let Err(e) = stream.get_ref().set_nodelay(true) {
+        log::debug!("TCP_NODELAY: {e}");
+    }
+    if let Err(e) = axs_pty::host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
+        log::debug!("TCP_NOTSENT_LOWAT: {e}");
+    }
+}
+
+/// The WebSocket limits: a paste is one message, so a message (and a frame) may be as
+/// large as the core allows; anything larger is refused with close 1009.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
 }
 
 /// Hands every text or binary message to the core as input, until the socket ends;
