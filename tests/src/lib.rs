@@ -34,6 +34,7 @@ macro_rules! __with_cases {
             http_resize,
             http_terminate_any_body,
             http_execute_command,
+            http_execute_command_background_job,
             http_cors_preflight,
             ws_unknown_id_404,
             ws_bad_frames,

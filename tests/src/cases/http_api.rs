@@ -411,3 +411,40 @@ pub fn ws_large_paste(bin: &Path) {
         "the socket closed after a paste"
     );
 }
+
+/// execute-command answers once its shell exits (not at the 30 s limit), even when a
+/// background job it started ignores SIGHUP and holds the pty; that job is ended after.
+pub fn http_execute_command_background_job(bin: &Path) {
+    let server = start(bin);
+    let started = std::time::Instant::now();
+    let r = server.post_json(
+        "/execute-command",
+        r#"{"command":"trap '' HUP; sleep 600 & echo started $!"}"#,
+    );
+    let took = started.elapsed();
+    assert!(
+        r.is_success(),
+        "execute-command with a background job: {}",
+        r.describe()
+    );
+    let json = r.json().or_fail();
+    let output = json
+        .get("output")
+        .and_then(|o| o.as_str())
+        .unwrap_or_default();
+    let job: u32 = output
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no `started <pid>` in {json}"));
+    assert!(
+        took < Duration::from_secs(10),
+        "the answer took {took:?}: it must come when the shell exits, not at the time limit"
+    );
+    let left = crate::procfs::wait_gone(&[job], EVENT);
+    assert!(
+        left.is_empty(),
+        "the background job outlived its command: {}",
+        crate::procfs::describe(&left)
+    );
+}
