@@ -35,6 +35,7 @@ macro_rules! __with_cases {
             http_terminate_any_body,
             http_execute_command,
             http_execute_command_background_job,
+            http_idle_connections_do_not_block_status,
             http_cors_preflight,
             ws_unknown_id_404,
             ws_bad_frames,

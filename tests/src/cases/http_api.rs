@@ -448,3 +448,31 @@ pub fn http_execute_command_background_job(bin: &Path) {
         crate::procfs::describe(&left)
     );
 }
+
+/// Connections that never finish their request do not starve others: with 70 of them
+/// open, `GET /status` (client A polls it at start-up) still answers at once.
+pub fn http_idle_connections_do_not_block_status(bin: &Path) {
+    let server = start(bin);
+    let idle: Vec<std::net::TcpStream> = (0..70)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).ok()?;
+            s.write_all(b"G").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(idle.len(), 70, "self-check: could not open 70 connections");
+    let started = std::time::Instant::now();
+    let r = server.get("/status");
+    let took = started.elapsed();
+    assert_eq!(
+        r.status,
+        200,
+        "GET /status with 70 idle connections: {}",
+        r.describe()
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "GET /status took {took:?} behind 70 idle connections"
+    );
+    drop(idle);
+}
