@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use async_io::{Async, Timer};
+use axs_core::api::ApiError;
 use axs_core::http::{self, HeadParse, RequestHead, Response};
 use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, WRITE_TIMEOUT};
 use axs_core::server::Reply;
@@ -24,7 +25,10 @@ pub async fn serve(driver: Rc<Driver>, stream: Socket) {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     let request = future::or(read_request(&driver, &stream), async {
         Timer::at(deadline).await;
-        Err(None)
+        let late = ApiError::RequestTimeout;
+        Err(Some(
+            driver.call(|server, _| server.error_answer(None, late)),
+        ))
     })
     .await;
     match request {
@@ -33,7 +37,7 @@ pub async fn serve(driver: Rc<Driver>, stream: Socket) {
             dispatch(&driver, stream, reply, early).await;
         }
         Err(Some(answer)) => respond(stream, &answer).await,
-        Err(None) => log::debug!("a connection sent no complete request in time"),
+        Err(None) => log::debug!("a connection went away before its request was complete"),
     }
 }
 

@@ -8,6 +8,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axs_core::api::ApiError;
 use axs_core::http::{self, HeadParse, RequestHead, Response};
 use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, SEND_LOW_WATER, WRITE_TIMEOUT};
 use axs_core::server::Reply;
@@ -116,7 +117,9 @@ fn read_request(shared: &Shared, stream: &mut TcpStream) -> Result<Request, Opti
     let (head, head_len) = loop {
         match http::parse_head(&buf) {
             Ok(HeadParse::Complete { head, len }) => break (head, len),
-            Ok(HeadParse::Partial) => read_more(stream, &mut buf, deadline).map_err(|_| None)?,
+            Ok(HeadParse::Partial) => {
+                read_more(stream, &mut buf, deadline).map_err(|e| late_answer(shared, &e))?
+            }
             Err(e) => return Err(Some(shared.call(|server, _| server.error_answer(None, e)))),
         }
     };
@@ -128,11 +131,20 @@ fn read_request(shared: &Shared, stream: &mut TcpStream) -> Result<Request, Opti
         stream.write_all(http::CONTINUE).map_err(|_| None)?;
     }
     while buf.len() < end {
-        read_more(stream, &mut buf, deadline).map_err(|_| None)?;
+        read_more(stream, &mut buf, deadline).map_err(|e| late_answer(shared, &e))?;
     }
     let early = buf.split_off(end);
     let body = buf.split_off(head_len);
     Ok(Request { head, body, early })
+}
+
+/// The 408 answer when the request ran out of time; nothing when the client went away.
+fn late_answer(shared: &Shared, error: &io::Error) -> Option<Response> {
+    let late = matches!(
+        error.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    );
+    late.then(|| shared.call(|server, _| server.error_answer(None, ApiError::RequestTimeout)))
 }
 
 /// Appends what the socket has (at least one byte) before `deadline`.

@@ -36,6 +36,7 @@ macro_rules! __with_cases {
             http_execute_command,
             http_execute_command_background_job,
             http_idle_connections_do_not_block_status,
+            http_incomplete_request_gets_408,
             http_cors_preflight,
             ws_unknown_id_404,
             ws_bad_frames,

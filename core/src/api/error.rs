@@ -64,6 +64,8 @@ pub enum ApiError {
     },
     /// The server is stopping and starts no new session (503).
     ShuttingDown,
+    /// The request did not arrive whole within the time allowed (408).
+    RequestTimeout,
 }
 
 impl ApiError {
@@ -86,6 +88,7 @@ impl ApiError {
             ApiError::HeadTooLarge => 431,
             ApiError::SpawnFailed(_) | ApiError::Internal(_) => 500,
             ApiError::TooManySessions { .. } | ApiError::ShuttingDown => 503,
+            ApiError::RequestTimeout => 408,
         }
     }
 
@@ -159,6 +162,11 @@ impl fmt::Display for ApiError {
                 "too many terminal sessions (limit: {limit}); terminate one or raise --max-sessions"
             ),
             ApiError::ShuttingDown => f.write_str("the server is shutting down"),
+            ApiError::RequestTimeout => write!(
+                f,
+                "the request did not arrive within {} s",
+                crate::limits::REQUEST_TIMEOUT.as_secs()
+            ),
         }
     }
 }

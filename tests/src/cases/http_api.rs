@@ -476,3 +476,33 @@ pub fn http_idle_connections_do_not_block_status(bin: &Path) {
     );
     drop(idle);
 }
+
+/// A request that never completes is answered 408 with JSON (never a silent close).
+pub fn http_incomplete_request_gets_408(bin: &Path) {
+    use std::io::Read;
+    let server = start(bin);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).or_fail_io();
+    s.write_all(b"POST /terminals HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"cols\"")
+        .or_fail_io();
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .or_fail_io();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 408") && text.contains("{\"error\":"),
+        "an unfinished request must be answered 408 with JSON, got {text:?}"
+    );
+    server.assert_alive("an unfinished request");
+}
+
+trait OrFailIo<T> {
+    fn or_fail_io(self) -> T;
+}
+
+impl<T> OrFailIo<T> for std::io::Result<T> {
+    #[track_caller]
+    fn or_fail_io(self) -> T {
+        self.unwrap_or_else(|e| panic!("{e}"))
+    }
+}
