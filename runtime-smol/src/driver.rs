@@ -65,6 +65,10 @@ pub struct Driver {
     progress: Wake,
     /// WebSocket clients still connected.
     connections: Cell<usize>,
+    /// The one buffer every session's pty is read into: reads happen on this thread only
+    /// and each is handed to the core before the next can start, so one buffer serves
+    /// them all (one per session would cost `read_size` of memory per idle session).
+    read_buffer: RefCell<Vec<u8>>,
 }
 
 impl Driver {
@@ -89,6 +93,7 @@ impl Driver {
             timer: Wake::new(),
             progress: Wake::new(),
             connections: Cell::new(0),
+            read_buffer: RefCell::new(Vec::new()),
         })
     }
 
@@ -127,6 +132,17 @@ impl Driver {
         }
         self.progress.notify();
         result
+    }
+
+    /// Runs `f` on the shared pty read buffer (`read_size` bytes). Never call it from
+    /// inside `f`, and never hold it across an await.
+    pub fn with_read_buffer<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        let mut buffer = self.read_buffer.borrow_mut();
+        if buffer.is_empty() {
+            let size = self.inspect(|server| server.read_size()).max(1);
+            buffer.resize(size, 0);
+        }
+        f(&mut buffer)
     }
 
     /// Reads the core without calling into it (no actions can come of it).

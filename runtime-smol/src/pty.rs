@@ -109,9 +109,8 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
     };
     let response = driver.call(|server, _| server.spawned(reservation, pid));
     let io = Rc::new(SessionIo::new(pid, master));
-    let read_size = driver.inspect(|server| server.read_size());
     let tasks = vec![
-        driver.spawn(read_output(driver.clone(), io.clone(), read_size)),
+        driver.spawn(read_output(driver.clone(), io.clone())),
         driver.spawn(write_input(io.clone())),
     ];
     driver.add_session(pid, io, tasks);
@@ -121,9 +120,8 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
 
 /// Reads the pty into the core until EOF (EIO once every slave holder is gone);
 /// waits while paused.
-async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>, read_size: usize) {
+async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
     let id = io.id;
-    let mut buf = vec![0u8; read_size.max(1)];
     let mut unyielded = 0;
     loop {
         while io.paused.get() {
@@ -137,12 +135,18 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>, read_size: usize) {
             unyielded = 0;
             futures_lite::future::yield_now().await;
         }
-        match io.master.read_with(|f| (&*f).read(&mut buf)).await {
+        // The shared buffer is filled and handed to the core with no await in between.
+        let read = io
+            .master
+            .read_with(|f| driver.with_read_buffer(|buf| (&*f).read(buf)));
+        match read.await {
             Ok(0) => break,
             Ok(n) => {
                 unyielded += n;
                 log::trace!("session {id}: {n} bytes of output");
-                driver.call(|server, now| server.pty_output(id, &buf[..n], now));
+                driver.with_read_buffer(|buf| {
+                    driver.call(|server, now| server.pty_output(id, &buf[..n], now));
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
