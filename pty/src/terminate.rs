@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -119,10 +120,11 @@ fn signal_session(pid: u32, sig: Signal) -> io::Result<()> {
 /// (a server's shutdown) then costs one scan, not one per session: without it, shutting
 /// down 2000 sessions read every process's stat 2000 times over (minutes).
 ///
-/// A stale answer is safe: a session found without members had none when the scan ran,
-/// and a session gains members only by a member's fork, so it has none later either; a
-/// stale "alive" only means another look after the next scan. Signals may miss a process
-/// forked in the last few milliseconds; the kill rounds, which rescan, catch it.
+/// A stale answer is safe where it is used: a session the scan found is answered from it
+/// (a process forked since is caught by the kill rounds, which rescan); a session it did
+/// not find is only answered "no members" when its leader is gone too (a session gains
+/// members only by a member's fork); a live leader the scan missed (a session started
+/// since) means a new scan.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(20);
 
 /// The process groups of every session's live members, as of one scan of `/proc`.
@@ -136,14 +138,16 @@ static SNAPSHOT: Mutex<Option<Snapshot>> = Mutex::new(None);
 /// Distinct process groups of the live (non-zombie) members of session `sid`;
 /// `None` when `/proc` cannot be read.
 fn session_groups(sid: Pid) -> Option<Vec<Pid>> {
+    let raw = sid.as_raw_nonzero().get();
     let mut snapshot = SNAPSHOT.lock().unwrap_or_else(PoisonError::into_inner);
-    let fresh = snapshot
-        .as_ref()
-        .is_some_and(|s| s.taken.elapsed() < SNAPSHOT_TTL);
-    if !fresh {
+    let usable = snapshot.as_ref().is_some_and(|s| {
+        s.taken.elapsed() < SNAPSHOT_TTL
+            && (s.groups.contains_key(&raw) || !Path::new(&format!("/proc/{raw}")).exists())
+    });
+    if !usable {
         *snapshot = Some(scan_proc()?);
     }
-    let groups = snapshot.as_ref()?.groups.get(&sid.as_raw_nonzero().get());
+    let groups = snapshot.as_ref()?.groups.get(&raw);
     Some(groups.cloned().unwrap_or_default())
 }
 

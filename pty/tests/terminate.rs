@@ -30,6 +30,25 @@ fn background_pid(out: &mut Reader<'_>) -> u32 {
     rest.split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// Reaps `pid`, failing (after killing it) if it has not ended within 5 s: a test must
+/// stop by itself even when terminate failed to end the process.
+fn wait_within(pid: u32) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = axs_pty::try_wait(pid).unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            let _ = wait_blocking(pid);
+            panic!("{pid} was still running 5 s after terminate");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Bit 0 of SigIgn in /proc/<pid>/status is SIGHUP.
 fn ignores_sighup(pid: u32) -> bool {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -54,8 +73,8 @@ fn assert_terminates_with_job(opts: SpawnOptions, start: &str) {
     assert!(!group_alive(child.pid));
 
     // The shell died of the hangup; the job, which ignored it, of the SIGKILL.
-    assert_eq!(wait_blocking(child.pid).unwrap(), ExitStatus::Signal(1));
-    assert_eq!(wait_blocking(bg).unwrap(), ExitStatus::Signal(9));
+    assert_eq!(wait_within(child.pid), ExitStatus::Signal(1));
+    assert_eq!(wait_within(bg), ExitStatus::Signal(9));
     for pid in [child.pid, bg] {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
@@ -95,5 +114,5 @@ fn quick_exit_returns_before_the_grace() {
     let started = Instant::now();
     terminate(child.pid, Duration::from_secs(20)).unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(wait_blocking(child.pid).unwrap(), ExitStatus::Signal(1));
+    assert_eq!(wait_within(child.pid), ExitStatus::Signal(1));
 }
