@@ -38,8 +38,13 @@ pub use crate::api::AttachPolicy;
 use crate::client::{Client, ClientPhase, Generation};
 use crate::frame::{CloseReason, Control, ExitStatus, Frame};
 use crate::ring::Ring;
-use crate::term::{plan_replay, TermState};
+use crate::term::{plan_replay_bounded, TermState};
 use crate::time::Time;
+
+/// Most sequences one client's replay leaves out: the list of ranges to skip is per
+/// client, so it is bounded (16 KiB) whatever the program printed (see
+/// [`plan_replay_bounded`]).
+pub const MAX_REPLAY_DROPS: usize = 1024;
 
 /// What a skipped client's terminal gets before its replay: CAN (abort any sequence in
 /// progress), then RIS (reset to the state a replay starts from).
@@ -362,7 +367,8 @@ impl Session {
         state.advance(a);
         state.advance(b);
         let (a, b) = self.ring.slices(window, head);
-        let plan = plan_replay(&state, &[a, b], self.config.line_window);
+        let line_window = self.config.line_window;
+        let plan = plan_replay_bounded(&state, &[a, b], line_window, MAX_REPLAY_DROPS);
         client.cursor = window + plan.cut as u64;
         client.replay_end = head;
         client.prefix = plan.prefix;

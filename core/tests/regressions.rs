@@ -243,3 +243,27 @@ fn eviction_spares_a_session_whose_client_still_awaits_its_close() {
         Some(Frame::Close(axs_core::frame::CloseReason::Exited))
     );
 }
+
+/// F6: a window full of queries gave each client one range per query to leave out
+/// (87,040 ranges, 1.4 MB for a 256 KiB scrollback of `ESC[c`); now at most
+/// MAX_REPLAY_DROPS, and the replay still contains none of them.
+#[test]
+fn a_window_full_of_queries_keeps_a_client_small() {
+    use axs_core::frame::Frame;
+    use axs_core::session::MAX_REPLAY_DROPS;
+    let mut s = Session::new(SessionConfig::with_scrollback(64 * 1024));
+    for _ in 0..(64 * 1024 / 3 / 1024) {
+        s.pty_output(&b"\x1b[c".repeat(1024), Time::ZERO);
+    }
+    s.pty_output(b"\r\nprompt$ ", Time::ZERO);
+    let g = s.attach(&AttachOptions::default(), Time::ZERO);
+    let (cursor, _, _) = s.client_state(g).unwrap();
+    let skipped_queries = (cursor - s.ring_start()) / 3;
+    assert!(skipped_queries as usize >= 21 * 1024 - MAX_REPLAY_DROPS - 1);
+    let mut replay = Vec::new();
+    while let Some(Frame::Binary(b)) = s.poll_transmit(g, Time::ZERO) {
+        replay.extend(b);
+    }
+    assert!(replay.ends_with(b"prompt$ "));
+    assert!(!replay.windows(3).any(|w| w == b"\x1b[c"));
+}

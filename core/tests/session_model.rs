@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use axs_core::client::{ClientPhase, Generation};
 use axs_core::frame::{CloseReason, ExitStatus, Frame};
-use axs_core::session::{Action, AttachOptions, AttachPolicy, Session, SessionConfig};
-use axs_core::term::{plan_replay, TermState};
+use axs_core::session::{
+    Action, AttachOptions, AttachPolicy, Session, SessionConfig, MAX_REPLAY_DROPS,
+};
+use axs_core::term::{plan_replay_bounded, TermState};
 use axs_core::time::Time;
 use proptest::prelude::*;
 
@@ -229,7 +231,13 @@ impl Model {
     fn expected_replay(&self) -> (u64, Vec<u8>) {
         let window = self.window_start() as usize;
         let state = state_after(&self.stream[..window]);
-        let plan = plan_replay(&state, &[&self.stream[window..]], self.config.line_window);
+        let line_window = self.config.line_window;
+        let plan = plan_replay_bounded(
+            &state,
+            &[&self.stream[window..]],
+            line_window,
+            MAX_REPLAY_DROPS,
+        );
         let cut = window + plan.cut;
         let mut bytes = plan.prefix.clone();
         let mut pos = plan.cut;

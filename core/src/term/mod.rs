@@ -680,6 +680,40 @@ impl Events for DropCollector {
     }
 }
 
+/// Like [`plan_replay`], but leaving out at most `max_drops` sequences: when the window
+/// holds more (a program that floods its terminal with queries), the replay starts after
+/// the excess ones. It repaints the same screen, and a client's list of ranges to leave
+/// out stays small whatever the output was.
+pub fn plan_replay_bounded(
+    start: &TermState,
+    chunks: &[&[u8]],
+    line_window: usize,
+    max_drops: usize,
+) -> ReplayPlan {
+    let plan = plan_replay(start, chunks, line_window);
+    if plan.drops.len() <= max_drops {
+        return plan;
+    }
+    // Right after a whole dropped sequence the parser is in ground state: a safe start.
+    let from = plan.drops[plan.drops.len() - max_drops - 1].end;
+    let mut state = start.clone();
+    let mut rest: Vec<&[u8]> = Vec::with_capacity(chunks.len());
+    let mut pos = 0;
+    for chunk in chunks {
+        let split = from.saturating_sub(pos).min(chunk.len());
+        state.advance(&chunk[..split]);
+        rest.push(&chunk[split..]);
+        pos += chunk.len();
+    }
+    let mut plan = plan_replay(&state, &rest, line_window);
+    plan.cut += from;
+    for drop in &mut plan.drops {
+        drop.start += from;
+        drop.end += from;
+    }
+    plan
+}
+
 /// `start` is the state after everything before `chunks[0]`; `line_window`: how far past the
 /// first safe cut to look for a line start (the position right after a '\n' that is also a
 /// safe cut) to prefer as the cut.

@@ -614,3 +614,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bounded_plans_keep_at_most_max_drops_and_the_same_screen() {
+    let mut stream = Vec::new();
+    for i in 0..50 {
+        stream.extend_from_slice(format!("line {i}\r\n\x1b[c\x1b[6n").as_bytes());
+    }
+    stream.extend_from_slice(b"\x1b[?1049htail\r\n");
+    let fresh = TermState::new();
+    let full = plan_replay(&fresh, &[&stream], 64);
+    assert_eq!(full.drops.len(), 100);
+    for split in [0, 7, stream.len() / 2, stream.len()] {
+        let chunks: [&[u8]; 2] = [&stream[..split], &stream[split..]];
+        let bounded = plan_replay_bounded(&fresh, &chunks, 64, 10);
+        assert!(bounded.drops.len() <= 10, "{} drops", bounded.drops.len());
+        assert!(bounded.cut > full.cut && bounded.cut <= stream.len());
+        // The shortened replay still brings a fresh terminal to the stream's state.
+        let replayed = apply_plan(&chunks, &bounded);
+        assert_eq!(state_after(&replayed).modes(), state_after(&stream).modes());
+        assert!(!replayed.windows(3).any(|w| w == b"\x1b[c"));
+    }
+    assert_eq!(plan_replay_bounded(&fresh, &[&stream], 64, 1000), full);
+}
