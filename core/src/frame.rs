@@ -48,6 +48,29 @@ impl CloseReason {
     }
 }
 
+/// How a client broke the WebSocket protocol, as the runtime's framing library reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A message or frame over [`crate::api::MAX_MESSAGE`].
+    TooBig,
+    /// A text message that is not UTF-8.
+    NotUtf8,
+    /// Anything else (an unmasked frame, reserved bits, a bad opcode...).
+    Malformed,
+}
+
+impl ProtocolError {
+    /// The close code and reason that answer it (RFC 6455 section 7.4.1). Only that
+    /// socket closes; the session goes on.
+    pub fn close(self) -> (u16, &'static str) {
+        match self {
+            ProtocolError::TooBig => (1009, "message too big"),
+            ProtocolError::NotUtf8 => (1007, "text is not UTF-8"),
+            ProtocolError::Malformed => (1002, "protocol error"),
+        }
+    }
+}
+
 /// How a session's program ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExitStatus {

@@ -15,7 +15,7 @@ use async_tungstenite::tungstenite::{Error, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use axs_core::api::MAX_MESSAGE;
 use axs_core::client::Generation;
-use axs_core::frame::Frame;
+use axs_core::frame::{Frame, ProtocolError};
 use axs_core::limits::{CLOSE_WAIT, LINGER_BYTES, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use axs_core::server::SessionId;
 use futures_lite::{future, AsyncReadExt};
@@ -140,16 +140,16 @@ async fn read_input(
     (End::Reader, receiver)
 }
 
-/// The close a protocol error calls for (RFC 6455 section 7.4.1); axs-threads sends
-/// the same codes and reasons.
+/// The close the core decides for a protocol error.
 fn protocol_close(error: &Error) -> CloseFrame {
-    let (code, reason) = match error {
-        Error::Capacity(_) => (CloseCode::Size, "message too big"),
-        Error::Utf8(_) => (CloseCode::Invalid, "text is not UTF-8"),
-        _ => (CloseCode::Protocol, "protocol error"),
+    let kind = match error {
+        Error::Capacity(_) => ProtocolError::TooBig,
+        Error::Utf8(_) => ProtocolError::NotUtf8,
+        _ => ProtocolError::Malformed,
     };
+    let (code, reason) = kind.close();
     CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: reason.into(),
     }
 }

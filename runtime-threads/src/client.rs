@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axs_core::client::Generation;
-use axs_core::frame::{CloseReason, Frame};
+use axs_core::frame::{CloseReason, Frame, ProtocolError};
 use axs_core::limits::{CLOSE_WAIT, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use axs_core::server::SessionId;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -303,15 +303,16 @@ fn read_messages(
     }
 }
 
-/// The close a protocol error calls for (RFC 6455 section 7.4.1).
+/// The close the core decides for a protocol error.
 fn protocol_close(error: &Error) -> CloseFrame {
-    let (code, reason) = match error {
-        Error::Capacity(_) => (CloseCode::Size, "message too big"),
-        Error::Utf8(_) => (CloseCode::Invalid, "text is not UTF-8"),
-        _ => (CloseCode::Protocol, "protocol error"),
+    let kind = match error {
+        Error::Capacity(_) => ProtocolError::TooBig,
+        Error::Utf8(_) => ProtocolError::NotUtf8,
+        _ => ProtocolError::Malformed,
     };
+    let (code, reason) = kind.close();
     CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: reason.into(),
     }
 }
