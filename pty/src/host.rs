@@ -224,15 +224,16 @@ fn passwd_field(field: Field) -> Option<OsString> {
     (!bytes.is_empty()).then(|| OsString::from_vec(bytes))
 }
 
-/// The first IPv4 address of an interface that is up and is not loopback
-/// (`getifaddrs`; no traffic is sent).
+/// The IPv4 address of an interface that is up and is not loopback (`getifaddrs`; no
+/// traffic is sent). Wi-Fi and Ethernet come first: on a phone the first interface up
+/// may be the cellular link (`rmnet*`), which is not the LAN the user means.
 pub fn lan_address() -> io::Result<IpAddr> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head into `list`, freed below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut found = None;
+    let mut best: Option<(u8, Ipv4Addr)> = None;
     let mut cursor = list;
     while !cursor.is_null() {
         // SAFETY: `cursor` is a node of the list getifaddrs returned, not yet freed.
@@ -241,7 +242,7 @@ pub fn lan_address() -> io::Result<IpAddr> {
         let flags = ifa.ifa_flags;
         let up = flags & libc::IFF_UP as libc::c_uint != 0;
         let loopback = flags & libc::IFF_LOOPBACK as libc::c_uint != 0;
-        if !up || loopback || ifa.ifa_addr.is_null() {
+        if !up || loopback || ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
             continue;
         }
         // SAFETY: ifa_addr is non-null and points to a sockaddr of the family it names.
@@ -252,19 +253,39 @@ pub fn lan_address() -> io::Result<IpAddr> {
         // SAFETY: the family is AF_INET, so the address is a sockaddr_in.
         let sin = unsafe { &*ifa.ifa_addr.cast::<libc::sockaddr_in>() };
         let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-        if !ip.is_loopback() && !ip.is_unspecified() {
-            found = Some(IpAddr::V4(ip));
-            break;
+        // SAFETY: ifa_name is a non-null, NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
+        let rank = interface_rank(&name.to_string_lossy());
+        if !ip.is_loopback() && !ip.is_unspecified() && best.is_none_or(|(r, _)| rank < r) {
+            best = Some((rank, ip));
         }
     }
     // SAFETY: `list` came from getifaddrs and is freed once; no reference outlives it.
     unsafe { libc::freeifaddrs(list) };
-    found.ok_or_else(|| {
+    best.map(|(_, ip)| IpAddr::V4(ip)).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::NotFound,
             "no network interface with an IPv4 address is up (besides loopback)",
         )
     })
+}
+
+/// Lower is preferred: Wi-Fi, then Ethernet, then anything else, cellular last.
+fn interface_rank(name: &str) -> u8 {
+    const ORDER: [&[&str]; 3] = [
+        &["wlan", "wl"],
+        &["eth", "en"],
+        &["rmnet", "ccmni", "wwan", "ppp"],
+    ];
+    match ORDER
+        .iter()
+        .position(|prefixes| prefixes.iter().any(|p| name.starts_with(p)))
+    {
+        Some(0) => 0,
+        Some(1) => 1,
+        Some(_) => 3,
+        None => 2,
+    }
 }
 
 /// Binds a TCP listener on `ip:port` (close-on-exec, `SO_REUSEADDR`), with an error
@@ -386,6 +407,13 @@ impl Clock {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
+
+    #[test]
+    fn wifi_and_ethernet_come_before_cellular() {
+        let mut names = ["rmnet_data0", "tun0", "eth0", "wlan0"];
+        names.sort_by_key(|n| interface_rank(n));
+        assert_eq!(names, ["wlan0", "eth0", "tun0", "rmnet_data0"]);
+    }
 
     #[test]
     fn login_shell_is_executable_with_login_flag() {
