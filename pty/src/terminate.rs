@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -122,14 +121,18 @@ fn signal_session(pid: u32, sig: Signal) -> io::Result<()> {
 ///
 /// A stale answer is safe where it is used: a session the scan found is answered from it
 /// (a process forked since is caught by the kill rounds, which rescan); a session it did
-/// not find is only answered "no members" when its leader is gone too (a session gains
+/// not find is only answered "no members" when its leader has ended too (a session gains
 /// members only by a member's fork); a live leader the scan missed (a session started
 /// since) means a new scan.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(20);
 
 /// The process groups of every session's live members, as of one scan of `/proc`.
 struct Snapshot {
+    /// When the scan finished: a scan of thousands of processes takes longer than the TTL.
     taken: Instant,
+    /// How long the scan took; a snapshot lives at least four times that, so scanning
+    /// stays a small share of the time however many processes there are.
+    cost: Duration,
     groups: HashMap<i32, Vec<Pid>>,
 }
 
@@ -141,8 +144,8 @@ fn session_groups(sid: Pid) -> Option<Vec<Pid>> {
     let raw = sid.as_raw_nonzero().get();
     let mut snapshot = SNAPSHOT.lock().unwrap_or_else(PoisonError::into_inner);
     let usable = snapshot.as_ref().is_some_and(|s| {
-        s.taken.elapsed() < SNAPSHOT_TTL
-            && (s.groups.contains_key(&raw) || !Path::new(&format!("/proc/{raw}")).exists())
+        s.taken.elapsed() < SNAPSHOT_TTL.max(s.cost * 4)
+            && (s.groups.contains_key(&raw) || !leader_alive(raw))
     });
     if !usable {
         *snapshot = Some(scan_proc()?);
@@ -151,9 +154,17 @@ fn session_groups(sid: Pid) -> Option<Vec<Pid>> {
     Some(groups.cloned().unwrap_or_default())
 }
 
+/// Whether process `pid` exists and is not a zombie (an ended leader not yet reaped).
+fn leader_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| parse_stat(&stat))
+        .is_some_and(|fields| fields.live)
+}
+
 /// Reads every process's session and group from `/proc`.
 fn scan_proc() -> Option<Snapshot> {
-    let taken = Instant::now();
+    let started = Instant::now();
     let mut groups: HashMap<i32, Vec<Pid>> = HashMap::new();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let name = entry.file_name();
@@ -175,7 +186,11 @@ fn scan_proc() -> Option<Snapshot> {
             }
         }
     }
-    Some(Snapshot { taken, groups })
+    Some(Snapshot {
+        taken: Instant::now(),
+        cost: started.elapsed(),
+        groups,
+    })
 }
 
 /// The fields of `/proc/<pid>/stat` that terminate needs.

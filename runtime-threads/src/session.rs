@@ -1,7 +1,7 @@
 //! Per session: one thread, the pty reader, plus the input queue its clients write through.
 //!
 //! - The reader blocks in `read` (then takes whatever else the pty already holds, up to
-//!   `server.read_size()`, in one reused buffer) and feeds the chunk to
+//!   16 KiB or `server.read_size()`, in one reused buffer) and feeds the chunk to
 //!   `server.pty_output`; EOF or an error (EIO once every slave holder is gone) becomes
 //!   `server.pty_eof`. While the core has paused the session it waits on the [`ReadGate`]
 //!   instead of reading, so the program blocks on its writes.
@@ -33,6 +33,10 @@ use crate::shared::{SessionIo, Shared, State};
 
 /// Most a pty master hands out per read (the line discipline's buffer).
 const PTY_CHUNK: usize = 4096;
+/// Most one reader hands the core at once. Every session's reader thread owns its buffer
+/// and keeps it resident, so it is kept to four pty reads (16 KiB, not the core's 64 KiB
+/// read size): that is most of an idle session's memory.
+const READ_BATCH: usize = 4 * PTY_CHUNK;
 /// Stack size of the pty threads (they run core code under the lock, nothing deep).
 const STACK_SIZE: usize = 256 * 1024;
 
@@ -264,7 +268,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
 
 /// The pty reader thread.
 fn read_pty(shared: &Shared, id: SessionId, master: &File, gate: &ReadGate) {
-    let mut buf = vec![0u8; shared.read_size.max(1)];
+    let mut buf = vec![0u8; shared.read_size.clamp(1, READ_BATCH)];
     while gate.wait_open() && gate.wait_readable(master) {
         match read_available(master, &mut buf) {
             Ok(0) => break,
