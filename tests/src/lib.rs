@@ -41,6 +41,8 @@ macro_rules! __with_cases {
             ws_unknown_id_404,
             ws_bad_frames,
             ws_large_paste,
+            ws_close_is_echoed,
+            ws_oversized_message,
             replay_exact,
             resume_since,
             replay_hygiene,

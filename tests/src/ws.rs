@@ -183,6 +183,16 @@ impl Ws {
             .map_err(|e| format!("{}: sending {} binary bytes: {e}", self.label, b.len()))
     }
 
+    /// Starts a close handshake with this code and reason (errors ignored).
+    pub fn close_with(&mut self, code: u16, reason: &str) {
+        let frame = tungstenite::protocol::CloseFrame {
+            code: code.into(),
+            reason: reason.to_string().into(),
+        };
+        let _ = self.sock.close(Some(frame));
+        let _ = self.sock.flush();
+    }
+
     /// Starts a close handshake from the client side (errors ignored).
     pub fn close(&mut self) {
         let _ = self.sock.close(None);

@@ -506,3 +506,44 @@ impl<T> OrFailIo<T> for std::io::Result<T> {
         self.unwrap_or_else(|e| panic!("{e}"))
     }
 }
+
+/// A client's close is answered with the same code and reason, and ends only that client:
+/// the session goes on and a new client can attach.
+pub fn ws_close_is_echoed(bin: &Path) {
+    let server = start(bin);
+    let pid = server.create_terminal(80, 24);
+    let path = format!("/terminals/{pid}");
+    let mut ws = Ws::attach(server.port, &path, &server.proc.context());
+    ws.close_with(1000, "bye");
+    ws.wait_end(EVENT).or_fail();
+    let close = ws
+        .got
+        .close
+        .clone()
+        .expect("the server answers a close with a close");
+    assert_eq!((close.code, close.reason.as_str()), (Some(1000), "bye"));
+    let mut again = Ws::attach(server.port, &path, &server.proc.context());
+    again.send_text("echo again-$((3+4))\r").or_fail();
+    again.wait_for("again-7", EVENT).or_fail();
+}
+
+/// A message over the 16 MiB limit closes that socket with 1009 (not a reset); the session
+/// survives for the next client.
+pub fn ws_oversized_message(bin: &Path) {
+    let server = start(bin);
+    let pid = server.create_terminal(80, 24);
+    let path = format!("/terminals/{pid}");
+    let mut ws = Ws::attach(server.port, &path, &server.proc.context());
+    let _ = ws.send_text(&"x".repeat(16 * 1024 * 1024 + 1));
+    let _ = ws.wait_end(EVENT);
+    let code = ws.got.close.as_ref().and_then(|c| c.code);
+    assert_eq!(
+        code,
+        Some(1009),
+        "an oversized message: {}",
+        ws.got.summary()
+    );
+    let mut again = Ws::attach(server.port, &path, &server.proc.context());
+    again.send_text("\x15echo alive-$((2+2))\r").or_fail();
+    again.wait_for("alive-4", EVENT).or_fail();
+}
