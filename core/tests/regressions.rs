@@ -122,11 +122,12 @@ fn a_spawn_finishing_during_shutdown_is_terminated() {
     );
 }
 
-/// F4: a skip sends a prefix computed against a *fresh* terminal, but the lagging client's
-/// terminal is not fresh: modes it already received (here the alternate screen) are never
-/// switched off, so after the skip it sits in the wrong screen/modes.
-#[test]
-fn a_skip_leaves_the_client_terminal_where_the_program_is() {
+/// A client that read `seen`, then stopped while the program wrote `unseen` and a lot more,
+/// until it was skipped; returns the client's and the program's terminal after it reads again.
+fn skip_after(
+    seen: &[u8],
+    unseen: &[u8],
+) -> (axs_core::term::TermState, axs_core::term::TermState, String) {
     use axs_core::frame::Frame;
     use axs_core::term::TermState;
     let mut s = Session::new(SessionConfig {
@@ -140,18 +141,19 @@ fn a_skip_leaves_the_client_terminal_where_the_program_is() {
         s.pty_output(b, Time::from_millis(t));
         stream.extend_from_slice(b);
     };
-    out(&mut s, b"\x1b[?1049h", 0);
+    out(&mut s, seen, 0);
     while let Some(Frame::Binary(b)) = s.poll_transmit(g, Time::ZERO) {
         got.extend(b);
     }
-    out(&mut s, b"\x1b[?1049l", 1_000); // the client stops reading here
+    out(&mut s, unseen, 1_000); // the client stops reading here
     let mut t = 1_000;
     for _ in 0..40 {
         if s.is_paused() {
+            // The stall timeout passes: the client is lagging and will be skipped.
             t += 30_000;
             s.handle_timeout(Time::from_millis(t));
-        } // stall: lagging
-        out(&mut s, b"line of text 1234\r\n"[..16].as_ref(), t);
+        }
+        out(&mut s, &b"line of text 1234\r\n"[..16], t);
     }
     while let Some(Frame::Binary(b)) = s.poll_transmit(g, Time::from_millis(t)) {
         got.extend(b);
@@ -159,56 +161,30 @@ fn a_skip_leaves_the_client_terminal_where_the_program_is() {
     let (mut client, mut program) = (TermState::new(), TermState::new());
     client.advance(&got);
     program.advance(&stream);
+    (client, program, String::from_utf8_lossy(&got).into_owned())
+}
+
+/// F4: the replay after a skip assumed a fresh terminal, but the lagging client's was not:
+/// modes it already had (here the alternate screen) were never switched off.
+#[test]
+fn a_skip_leaves_the_client_terminal_where_the_program_is() {
+    let (client, program, got) = skip_after(b"\x1b[?1049h", b"\x1b[?1049l");
     assert_eq!(
         client.modes(),
         program.modes(),
-        "client terminal after skip; got {:?}",
-        String::from_utf8_lossy(&got)
+        "after the skip the client got {got:?}"
     );
 }
 
-/// F4b: same, mid-sequence sends a prefix computed against a *fresh* terminal, but the lagging client's
-/// terminal is not fresh: modes it already received (here the alternate screen) are never
-/// switched off, so after the skip it sits in the wrong screen/modes.
+/// F4b: the client had half a sequence (a title) when it stopped; the replay after the skip
+/// landed inside it.
 #[test]
 fn a_skip_aborts_a_half_sent_sequence() {
-    use axs_core::frame::Frame;
-    use axs_core::term::TermState;
-    let mut s = Session::new(SessionConfig {
-        frame_size: 1000,
-        ..cfg()
-    });
-    let g = s.attach(&AttachOptions::default(), Time::ZERO);
-    let mut stream = Vec::new();
-    let mut got = Vec::new();
-    let mut out = |s: &mut Session, b: &[u8], t: u64| {
-        s.pty_output(b, Time::from_millis(t));
-        stream.extend_from_slice(b);
-    };
-    out(&mut s, b"\x1b]0;ti", 0);
-    while let Some(Frame::Binary(b)) = s.poll_transmit(g, Time::ZERO) {
-        got.extend(b);
-    }
-    out(&mut s, b"tle\x07", 1_000); // the client stops reading here
-    let mut t = 1_000;
-    for _ in 0..40 {
-        if s.is_paused() {
-            t += 30_000;
-            s.handle_timeout(Time::from_millis(t));
-        } // stall: lagging
-        out(&mut s, b"line of text 1234\r\n"[..16].as_ref(), t);
-    }
-    while let Some(Frame::Binary(b)) = s.poll_transmit(g, Time::from_millis(t)) {
-        got.extend(b);
-    }
-    let (mut client, mut program) = (TermState::new(), TermState::new());
-    client.advance(&got);
-    program.advance(&stream);
+    let (client, program, got) = skip_after(b"\x1b]0;ti", b"tle\x07");
     assert_eq!(
         client.at_safe_cut(),
         program.at_safe_cut(),
-        "client terminal after skip; got {:?}",
-        String::from_utf8_lossy(&got)
+        "after the skip the client got {got:?}"
     );
 }
 
