@@ -130,22 +130,26 @@ async fn respond(mut stream: Socket, answer: &Response) {
         log::debug!("writing an answer: {e}");
         return;
     }
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
     let deadline = Instant::now() + LINGER;
-    let drain = async {
-        let mut chunk = [0u8; 16 * 1024];
-        let mut total = 0;
-        while total < LINGER_BYTES {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-    };
-    future::or(drain, async {
+    future::or(half_close_and_drain(&mut stream), async {
         Timer::at(deadline).await;
     })
     .await;
+}
+
+/// Half-closes the socket and reads (and drops) what the peer still sends, at most
+/// `LINGER_BYTES`: closing with unread bytes would reset the connection and could destroy
+/// the answer or close frame just written. Callers bound it in time.
+pub async fn half_close_and_drain(stream: &mut Socket) {
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    let mut chunk = [0u8; 16 * 1024];
+    let mut total = 0;
+    while total < LINGER_BYTES {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
 }
 
 /// Writes an HTTP answer whole, or fails once the client took nothing for

@@ -16,9 +16,9 @@ use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use axs_core::api::MAX_MESSAGE;
 use axs_core::client::Generation;
 use axs_core::frame::{Frame, ProtocolError};
-use axs_core::limits::{CLOSE_WAIT, LINGER_BYTES, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
+use axs_core::limits::{CLOSE_WAIT, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
 use axs_core::server::SessionId;
-use futures_lite::{future, AsyncReadExt};
+use futures_lite::future;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::driver::Driver;
@@ -171,15 +171,7 @@ async fn refuse(
             return;
         };
         let mut stream = ws.into_inner();
-        let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
-        let mut chunk = [0u8; 16 * 1024];
-        let mut total = 0;
-        while total < LINGER_BYTES {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
+        crate::conn::half_close_and_drain(&mut stream).await;
     };
     future::or(linger, async {
         deadline.await;
