@@ -358,3 +358,15 @@ pub fn tcp_connect(port: u16, recv_buffer: Option<usize>) -> std::io::Result<Tcp
     rustix::net::connect(&fd, &addr)?;
     Ok(TcpStream::from(fd))
 }
+
+impl crate::server::Server {
+    /// A plain client attached to session `pid` of this server (a failure panics with the
+    /// server's context).
+    pub fn attach(&self, pid: u32) -> Ws {
+        Ws::attach(
+            self.port,
+            &format!("/terminals/{pid}"),
+            &self.proc.context(),
+        )
+    }
+}

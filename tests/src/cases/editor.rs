@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use super::{OrFail, EVENT};
 use crate::server::{Server, TempDir};
-use crate::ws::Ws;
 
 /// Client B's whole contract: ready FIFO, RUST_LOG=error, bash --rcfile, /status polling,
 /// text pid, keystrokes as text, HTTP resize with strings, exit JSON as the only text frame,
@@ -30,11 +29,7 @@ pub fn editor_client_contract(bin: &Path) {
     let pid = server.expect_pid(&r);
     assert_cors_allows_localhost(&r, "POST /terminals");
 
-    let mut ws = Ws::attach(
-        server.port,
-        &format!("/terminals/{pid}"),
-        &server.proc.context(),
-    );
+    let mut ws = server.attach(pid);
     ws.send_text("echo hi-$((6*7))\r").or_fail();
     ws.wait_for("hi-42\r\n", EVENT).or_fail();
     assert!(

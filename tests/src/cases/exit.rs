@@ -5,7 +5,6 @@ use std::path::Path;
 use super::{sh_script, when_reading, OrFail, EVENT};
 use crate::procfs;
 use crate::server::{Server, TempDir};
-use crate::ws::Ws;
 
 /// Runs `ending` after printing LAST-LINE on demand; returns the exit (code, signal).
 fn run_until_exit(bin: &Path, ending: &str) -> (Option<i64>, Option<String>) {
@@ -14,11 +13,7 @@ fn run_until_exit(bin: &Path, ending: &str) -> (Option<i64>, Option<String>) {
     let cmd = sh_script(&dir, "exit.sh", &script);
     let server = Server::start(bin, &["-c", &cmd], &[]);
     let pid = server.create_terminal(80, 24);
-    let mut ws = Ws::attach(
-        server.port,
-        &format!("/terminals/{pid}"),
-        &server.proc.context(),
-    );
+    let mut ws = server.attach(pid);
     ws.label = format!("client of `{ending}`");
     when_reading(&mut ws, pid, "\r");
     let exit = ws.expect_exit(EVENT).or_fail();
@@ -73,11 +68,7 @@ pub fn after_exit_reconnect(bin: &Path) {
         "self-check: the program {pid} did not exit"
     );
     for n in 1..=2 {
-        let mut ws = Ws::attach(
-            server.port,
-            &format!("/terminals/{pid}"),
-            &server.proc.context(),
-        );
+        let mut ws = server.attach(pid);
         ws.label = format!("client {n} connecting after the exit");
         let exit = ws.expect_exit(EVENT).or_fail();
         assert!(

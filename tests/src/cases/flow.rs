@@ -22,11 +22,7 @@ pub fn slow_client_32mib(bin: &Path) {
     let cmd = sh_script(&dir, "slow.sh", &script);
     let server = Server::start(bin, &["-c", &cmd], &[]);
     let pid = server.create_terminal(80, 24);
-    let mut ws = Ws::attach(
-        server.port,
-        &format!("/terminals/{pid}"),
-        &server.proc.context(),
-    );
+    let mut ws = server.attach(pid);
     ws.label = "slow client".into();
     // Raw mode: no CR-to-NL mapping, so the read ends at "\n". The stream from offset 0 is
     // exactly the file: nothing else is printed.

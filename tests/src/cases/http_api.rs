@@ -395,11 +395,7 @@ pub fn ws_large_paste(bin: &Path) {
     let cmd = super::sh_script(&dir, "paste.sh", script);
     let server = Server::start(bin, &["-c", &cmd], &[]);
     let pid = server.create_terminal(80, 24);
-    let mut ws = Ws::attach(
-        server.port,
-        &format!("/terminals/{pid}"),
-        &server.proc.context(),
-    );
+    let mut ws = server.attach(pid);
     // Input waits in the pty (and the server) until `head` reads it.
     ws.wait_for("READY", EVENT).or_fail();
     ws.send_text(&"p".repeat(2 * 1024 * 1024)).or_fail();

@@ -72,11 +72,7 @@ pub fn terminate_kills_group(bin: &Path) {
     let cmd = sh_script(&dir, "group.sh", GROUP_SCRIPT);
     let server = Server::start(bin, &["-c", &cmd], &[]);
     let pid = server.create_terminal(80, 24);
-    let mut ws = Ws::attach(
-        server.port,
-        &format!("/terminals/{pid}"),
-        &server.proc.context(),
-    );
+    let mut ws = server.attach(pid);
     when_reading(&mut ws, pid, "\r");
     ws.wait_for("START\r\n", EVENT).or_fail();
     let out = String::from_utf8_lossy(&ws.got.binary).into_owned();
@@ -104,11 +100,7 @@ pub fn terminate_kills_group(bin: &Path) {
 /// One session's whole life: create, attach, echo, terminate, exit frame, gone.
 fn session_cycle(server: &Server, n: u32) {
     let pid = server.create_terminal(80, 24);
-    let mut ws = Ws::attach(
-        server.port,
-        &format!("/terminals/{pid}"),
-        &server.proc.context(),
-    );
+    let mut ws = server.attach(pid);
     ws.label = format!("session {n} (pid {pid})");
     ws.send_text(&format!("echo ok-$(({n} + 1))\r")).or_fail();
     ws.wait_for(&format!("ok-{}\r\n", n + 1), EVENT).or_fail();
@@ -167,16 +159,7 @@ pub fn sessions_200(bin: &Path) {
 pub fn sigkill_server(bin: &Path) {
     let mut server = Server::start(bin, &["-c", "sh"], &[]);
     let pids: Vec<u32> = (0..5).map(|_| server.create_terminal(80, 24)).collect();
-    let mut clients: Vec<Ws> = pids[..2]
-        .iter()
-        .map(|p| {
-            Ws::attach(
-                server.port,
-                &format!("/terminals/{p}"),
-                &server.proc.context(),
-            )
-        })
-        .collect();
+    let mut clients: Vec<Ws> = pids[..2].iter().map(|p| server.attach(*p)).collect();
     for (i, ws) in clients.iter_mut().enumerate() {
         ws.send_text(&format!("echo ok-$(({i} + 1))\r")).or_fail();
         ws.wait_for(&format!("ok-{}\r\n", i + 1), EVENT).or_fail();
@@ -200,11 +183,7 @@ pub fn shutdown_sigterm(bin: &Path) {
     let pids: Vec<u32> = (0..3).map(|_| server.create_terminal(80, 24)).collect();
     let mut clients: Vec<Ws> = Vec::new();
     for (i, p) in pids.iter().enumerate() {
-        let mut ws = Ws::attach(
-            server.port,
-            &format!("/terminals/{p}"),
-            &server.proc.context(),
-        );
+        let mut ws = server.attach(*p);
         ws.label = format!("client of session {p}");
         ws.send_text(&format!("echo ok-$(({i} + 1))\r")).or_fail();
         ws.wait_for(&format!("ok-{}\r\n", i + 1), EVENT).or_fail();
