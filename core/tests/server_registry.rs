@@ -59,6 +59,14 @@ fn create(server: &mut Server, pid: u32) {
     assert_eq!(response.body, pid.to_string().as_bytes());
 }
 
+/// Routes an `execute-command` with `body` and returns the job the runtime is to run.
+fn command_job(server: &mut Server, body: &[u8]) -> axs_core::server::CommandJob {
+    match server.request(&post("/execute-command"), body, Time::ZERO) {
+        Reply::Execute(job) => job,
+        other => panic!("expected a command job, got {other:?}"),
+    }
+}
+
 fn drain(server: &mut Server) -> Vec<(u32, Action)> {
     std::iter::from_fn(|| server.poll_action()).collect()
 }
@@ -201,14 +209,7 @@ fn shutdown_terminates_every_session_and_refuses_new_ones() {
 #[test]
 fn execute_command_runs_in_home_unless_told_and_strips_escapes() {
     let mut server = server(4);
-    let reply = server.request(
-        &post("/execute-command"),
-        br#"{"command":"echo hi"}"#,
-        Time::ZERO,
-    );
-    let Reply::Execute(job) = reply else {
-        panic!("expected a command job");
-    };
+    let job = command_job(&mut server, br#"{"command":"echo hi"}"#);
     assert_eq!(
         (job.command.as_str(), job.cwd.as_str()),
         ("echo hi", "/home/user")
@@ -220,14 +221,7 @@ fn execute_command_runs_in_home_unless_told_and_strips_escapes() {
     let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
     assert_eq!(body["output"], "red\n");
     assert!(body["error"].is_null());
-    let reply = server.request(
-        &post("/execute-command"),
-        br#"{"command":"ls","cwd":"/nope"}"#,
-        Time::ZERO,
-    );
-    let Reply::Execute(job) = reply else {
-        panic!("expected a command job");
-    };
+    let job = command_job(&mut server, br#"{"command":"ls","cwd":"/nope"}"#);
     let response = server.command_finished(
         job,
         axs_core::server::CommandResult::BadCwd("No such file or directory: /nope".into()),
@@ -270,14 +264,7 @@ fn terminate_reads_no_body_so_no_body_can_refuse_it() {
 #[test]
 fn execute_command_errors_still_carry_a_string_output() {
     let mut server = server(4);
-    let reply = server.request(
-        &post("/execute-command"),
-        br#"{"command":"ls","cwd":"/nope"}"#,
-        Time::ZERO,
-    );
-    let Reply::Execute(job) = reply else {
-        panic!("expected a command job");
-    };
+    let job = command_job(&mut server, br#"{"command":"ls","cwd":"/nope"}"#);
     let response =
         server.command_finished(job, axs_core::server::CommandResult::BadCwd("gone".into()));
     let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
