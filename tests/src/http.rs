@@ -60,10 +60,24 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<Response, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(HTTP_TIMEOUT))
+    request_within(port, method, path, headers, body, HTTP_TIMEOUT)
+}
+
+/// Like [`request`], but each read and write of the exchange waits at most `timeout`
+/// (for cases that bound an answer far below [`HTTP_TIMEOUT`]).
+pub fn request_within(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Response, String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(HTTP_TIMEOUT))
+    s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
