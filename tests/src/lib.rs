@@ -71,6 +71,7 @@ macro_rules! __with_cases {
             sessions_200,
             sigkill_server,
             shutdown_sigterm,
+            shutdown_kills_hup_ignoring_command,
         }
     };
 }

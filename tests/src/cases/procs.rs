@@ -212,3 +212,66 @@ pub fn shutdown_sigterm(bin: &Path) {
         procfs::describe(&left)
     );
 }
+
+/// How long a session's or a command's processes get between the hang-up and the kill
+/// (the servers' `TERMINATE_GRACE`).
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+
+/// Kills a process the case started through the server if it is still running at the end
+/// (a failing case must not leave it behind); checks the name so a reused pid is spared.
+struct KillOnDrop {
+    pid: u32,
+    comm: &'static str,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if procfs::running(self.pid) && procfs::comm(self.pid).as_deref() == Some(self.comm) {
+            if let Some(p) = rustix::process::Pid::from_raw(self.pid as i32) {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+            }
+        }
+    }
+}
+
+/// SIGTERM while an `execute-command` job that ignores SIGHUP is between its hang-up and
+/// its kill: the server still kills it before it exits (a pending clean-up must not die
+/// with the server).
+pub fn shutdown_kills_hup_ignoring_command(bin: &Path) {
+    let mut server = Server::start(bin, &["-c", "sh"], &[]);
+    // The shell exits at once, so the answer comes; the job keeps the pty and ignores the
+    // hang-up that follows, so only the kill after the grace can end it. The shell ignores
+    // SIGHUP before it forks: a trap set in the job itself could come after the hang-up.
+    let r = server.post_json(
+        "/execute-command",
+        r#"{"command":"trap '' HUP; sleep 300 & echo job $!"}"#,
+    );
+    let answered = std::time::Instant::now();
+    assert!(r.is_success(), "execute-command: {}", r.describe());
+    let json = r.json().or_fail();
+    let job = number_after(json["output"].as_str().unwrap_or_default(), "job ");
+    let _cleanup = KillOnDrop {
+        pid: job,
+        comm: "sleep",
+    };
+    let before_term = answered.elapsed();
+    assert!(
+        before_term < TERMINATE_GRACE && procfs::running(job),
+        "self-check: SIGTERM must come while the job {job} ({}) ignores its hang-up and \
+         waits for its kill; {before_term:?} passed since the answer",
+        procfs::describe(&[job])
+    );
+    server.proc.signal(Signal::TERM);
+    let status = server.proc.wait_timeout(EVENT);
+    assert!(
+        status.is_some(),
+        "the server did not exit within {EVENT:?} of SIGTERM"
+    );
+    let left = procfs::wait_gone(&[job], Duration::from_secs(5));
+    assert!(
+        left.is_empty(),
+        "the execute-command job outlived the server (SIGTERM {before_term:?} after the \
+         answer, before its kill was due; server exited with {status:?}): {}",
+        procfs::describe(&left)
+    );
+}
