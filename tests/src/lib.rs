@@ -72,6 +72,7 @@ macro_rules! __with_cases {
             sigkill_server,
             shutdown_sigterm,
             shutdown_kills_hup_ignoring_command,
+            connection_flood,
         }
     };
 }

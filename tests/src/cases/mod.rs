@@ -2,6 +2,7 @@
 
 mod editor;
 mod exit;
+mod flood;
 mod flow;
 mod http_api;
 mod procs;
@@ -12,6 +13,7 @@ mod storm;
 
 pub use editor::*;
 pub use exit::*;
+pub use flood::*;
 pub use flow::*;
 pub use http_api::*;
 pub use procs::*;
