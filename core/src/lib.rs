@@ -58,12 +58,16 @@
 //!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
 //!   both runtimes follow.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;
+mod deadline;
 pub mod frame;
 pub mod http;
+pub mod job;
 pub mod limits;
+pub mod process;
 pub mod ring;
 pub mod server;
 pub mod session;
