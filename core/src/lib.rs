@@ -12,14 +12,23 @@
 //! ```text
 //!   runtime                                   core (server::Server)
 //!   ───────                                   ─────────────────────
-//!   HTTP bytes ── http::parse_head ─────────▶ request(head, body, now) ─▶ Reply (answer / spawn / upgrade / run)
-//!   pty bytes  ────────────────────────────▶ pty_output(id, bytes, now)
-//!   pty EOF, child exit ───────────────────▶ pty_eof / child_exited(id, status, now)
-//!   WebSocket message ─────────────────────▶ input(id, generation, bytes, now)
+//!   accepted a socket ─────────────────────▶ connection_opened() ─▶ Admitted(cid) / Refused(503 answer)
+//!   request whole / upgraded / closed ─────▶ connection_request_complete / connection_upgraded / connection_closed(cid)
+//!   HTTP bytes ── http::parse_head ─────────▶ request(head, body, now) ─▶ Reply: Respond / Spawn / Upgrade / Execute
+//!   session spawned / failed ──────────────▶ spawned(reservation, pid, now) / spawn_failed(reservation, why) ─▶ answer
+//!   job spawned / failed ──────────────────▶ job_spawned(job, pid, now) / job_spawn_failed(job, failure)
+//!   pty bytes, pty EOF ────────────────────▶ pty_output / pty_eof(id, ..now), job_output / job_eof(job, ..now)
+//!   SIGCHLD: try_wait each of unreaped() ──▶ child_exited(pid, status, now)
+//!   WebSocket message / closed ────────────▶ input(id, generation, bytes, now) / detach(id, generation, now)
 //!   socket can take more ──────────────────▶ poll_transmit(id, generation, now) ─▶ Frame
+//!   SIGTERM / SIGINT ──────────────────────▶ shutdown(now)
 //!   deadline passed ───────────────────────▶ handle_timeout(now)
-//!   after every call: poll_action() until None ─▶ WritePty, ResizePty, PausePty, ResumePty,
-//!                                                   Wake, ClosePty, Terminate, Remove
+//!   after every call: poll_output() until None ─▶
+//!       Session(id, WritePty | ResizePty | PausePty | ResumePty | Wake | ClosePty | Remove)
+//!       Signal { pid, Hangup | Kill, leader_reaped }   (leader reaped: signal only a live group)
+//!       Job(job, ClosePty | Answer(response))
+//!       Evict(cid)                                     (shut that socket down)
+//!       Exit                                           (exit 0; every pending kill came before it)
 //!   poll_timeout() ─▶ when to call handle_timeout next
 //! ```
 //!
@@ -51,19 +60,26 @@
 //! # Modules
 //!
 //! - [`ring`]: the offset-addressed scrollback; [`client`]: cursors and generations;
-//!   [`session`]: one session's state machine; [`server`]: the registry, limits and the
-//!   request decisions; [`frame`]: what a client is sent (output, exit, control messages).
+//!   [`session`]: one session's state machine; [`server`]: the registry, limits, the
+//!   request decisions, shutdown, and the one output queue; [`frame`]: what a client is
+//!   sent (output, exit, control messages).
+//! - [`job`]: one `execute-command`'s state machine; [`process`]: every process group we
+//!   spawned, hangup then kill; [`admission`]: the connection cap and who makes room.
 //! - [`term`]: the escape-sequence scanner behind safe cuts and replay hygiene.
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
 //!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
-//!   both runtimes follow.
+//!   the server enforces or tells the runtimes to follow.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;
+mod deadline;
 pub mod frame;
 pub mod http;
+pub mod job;
 pub mod limits;
+pub mod process;
 pub mod ring;
 pub mod server;
 pub mod session;

@@ -1,7 +1,8 @@
-//! The time and size limits both runtimes apply around the core's decisions.
+//! The time and size limits of the server.
 //!
 //! They are decisions (how long a slow client is waited for, how much memory one may
-//! hold), so they live here once; each runtime only carries them out. Runtime-specific
+//! hold), so they live here once. The core enforces the process, job, shutdown and
+//! admission limits itself; the others each runtime carries out as told. Runtime-specific
 //! tuning (thread stacks, read chunks, how often a task yields) stays in the runtime.
 
 use std::time::Duration;
@@ -46,9 +47,15 @@ pub const COMMAND_MAX_OUTPUT: usize = 4 * 1024 * 1024;
 /// job holding the pty open must not hold the answer.
 pub const COMMAND_DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
 
-/// How long to wait for a command's shell to be reaped after its pty is done with,
-/// before it is killed.
-pub const COMMAND_REAP_WAIT: Duration = Duration::from_secs(3);
+/// Most `execute-command` jobs in flight at once (spawning or running, not yet answered);
+/// beyond, a job is refused with 503. Each holds a pty and a process group, so a burst of
+/// commands cannot exhaust the ptys the sessions need.
+pub const MAX_JOBS: usize = 16;
+
+/// Most HTTP connections served at once (a WebSocket stops counting once upgraded); at the
+/// cap the oldest connection still reading its request makes room (see
+/// [`crate::admission`]). High, so that busy clients are never refused in practice.
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// Input queued for a program beyond which its clients' sockets are not read until the
 /// program takes some: TCP then holds the senders back and memory stays bounded.

@@ -141,6 +141,7 @@ pub enum Action {
     /// The session reads no more output: stop reading and close the pty master.
     ClosePty,
     /// Hang up the program's process group, and kill what remains after a grace period.
+    /// The server turns it into [`crate::process::Signal`]s; it never reaches a runtime.
     Terminate,
     /// The session is gone: free everything the runtime holds for it.
     Remove,

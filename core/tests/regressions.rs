@@ -6,7 +6,8 @@ use std::time::Duration;
 use axs_core::api::Policy;
 use axs_core::frame::ExitStatus;
 use axs_core::http::{parse_head, HeadParse, RequestHead};
-use axs_core::server::{Reply, Server, ServerConfig};
+use axs_core::process::{Signal, SignalKind};
+use axs_core::server::{Output, Reply, Server, ServerConfig};
 use axs_core::session::{Action, AttachOptions, Session, SessionConfig};
 use axs_core::time::Time;
 
@@ -65,7 +66,7 @@ fn create(s: &mut Server, pid: u32) {
         Time::ZERO,
     );
     let Reply::Spawn(res) = r else { panic!() };
-    assert_eq!(s.spawned(res, pid).status, 200);
+    assert_eq!(s.spawned(res, pid, Time::ZERO).status, 200);
 }
 fn ws(s: &mut Server, pid: u32) -> u64 {
     let h = head(&format!(
@@ -89,12 +90,12 @@ fn reused_pid_remove_is_not_seen_for_a_registered_session() {
     let old_gen = ws(&mut s, 100);
     s.child_exited(100, ExitStatus::Code(0), Time::ZERO);
     s.pty_eof(100, Time::ZERO); // exited, retained 300 s, client attached
-    while s.poll_action().is_some() {}
+    while s.poll_output().is_some() {}
     create(&mut s, 100); // the kernel handed pid 100 out again
     let new_gen = ws(&mut s, 100);
-    let actions: Vec<_> = std::iter::from_fn(|| s.poll_action()).collect();
+    let actions: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
     assert!(
-        !(s.contains(100) && actions.contains(&(100, Action::Remove))),
+        !(s.contains(100) && actions.contains(&Output::Session(100, Action::Remove))),
         "Remove queued for id 100 while id 100 is registered: {actions:?}"
     );
     assert_ne!(
@@ -113,11 +114,16 @@ fn a_spawn_finishing_during_shutdown_is_terminated() {
         Time::ZERO,
     );
     let Reply::Spawn(res) = r else { panic!() };
-    s.shutdown();
-    let _ = s.spawned(res, 7);
-    let actions: Vec<_> = std::iter::from_fn(|| s.poll_action()).collect();
+    s.shutdown(Time::ZERO);
+    let _ = s.spawned(res, 7, Time::ZERO);
+    let actions: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+    let hangup = Signal {
+        pid: 7,
+        kind: SignalKind::Hangup,
+        leader_reaped: false,
+    };
     assert!(
-        actions.contains(&(7, Action::Terminate)),
+        actions.contains(&Output::Signal(hangup)),
         "never terminated: {actions:?}"
     );
 }

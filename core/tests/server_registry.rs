@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use axs_core::api::Policy;
 use axs_core::frame::{CloseReason, ExitStatus, Frame};
 use axs_core::http::{parse_head, HeadParse, RequestHead};
-use axs_core::server::{Reply, Server, ServerConfig};
+use axs_core::job::{JobAction, JobId};
+use axs_core::process::{Signal, SignalKind};
+use axs_core::server::{Output, Reply, Server, ServerConfig};
 use axs_core::session::Action;
 use axs_core::time::Time;
 
@@ -54,21 +56,41 @@ fn create(server: &mut Server, pid: u32) {
         panic!("expected a spawn, got {reply:?}");
     };
     assert_eq!((reservation.size().cols, reservation.size().rows), (80, 24));
-    let response = server.spawned(reservation, pid);
+    let response = server.spawned(reservation, pid, Time::ZERO);
     assert_eq!(response.status, 200);
     assert_eq!(response.body, pid.to_string().as_bytes());
 }
 
-/// Routes an `execute-command` with `body` and returns the job the runtime is to run.
-fn command_job(server: &mut Server, body: &[u8]) -> axs_core::server::CommandJob {
+/// Routes an `execute-command` with `body` and returns the job, its command and directory.
+fn command_job(server: &mut Server, body: &[u8]) -> (JobId, String, String) {
     match server.request(&post("/execute-command"), body, Time::ZERO) {
-        Reply::Execute(job) => job,
+        Reply::Execute { job, command, cwd } => (job, command, cwd),
         other => panic!("expected a command job, got {other:?}"),
     }
 }
 
-fn drain(server: &mut Server) -> Vec<(u32, Action)> {
-    std::iter::from_fn(|| server.poll_action()).collect()
+fn drain(server: &mut Server) -> Vec<Output> {
+    std::iter::from_fn(|| server.poll_output()).collect()
+}
+
+/// The hangup the server sends a live group.
+fn hangup(pid: u32) -> Output {
+    Output::Signal(Signal {
+        pid,
+        kind: SignalKind::Hangup,
+        leader_reaped: false,
+    })
+}
+
+/// The answer among `outputs` for `job`.
+fn answer_of(outputs: &[Output], job: JobId) -> &axs_core::http::Response {
+    outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Job(j, JobAction::Answer(r)) if *j == job => Some(r),
+            _ => None,
+        })
+        .expect("an answer")
 }
 
 #[test]
@@ -143,8 +165,8 @@ fn attach_output_exit_and_retention_end_in_removal() {
     assert!(deadline > t1);
     server.handle_timeout(deadline);
     let actions = drain(&mut server);
-    assert!(actions.contains(&(300, Action::Wake(generation))));
-    assert!(actions.contains(&(300, Action::ClosePty)));
+    assert!(actions.contains(&Output::Session(300, Action::Wake(generation))));
+    assert!(actions.contains(&Output::Session(300, Action::ClosePty)));
     let exit = server.poll_transmit(300, generation, deadline);
     assert_eq!(exit, Some(Frame::Text(ExitStatus::Code(7).exit_message())));
     assert_eq!(
@@ -156,7 +178,7 @@ fn attach_output_exit_and_retention_end_in_removal() {
     let retention_end = server.poll_timeout().expect("a retention deadline");
     server.handle_timeout(retention_end);
     assert!(!server.contains(300));
-    assert!(drain(&mut server).contains(&(300, Action::Remove)));
+    assert!(drain(&mut server).contains(&Output::Session(300, Action::Remove)));
     assert_eq!(server.poll_timeout(), None);
 }
 
@@ -169,7 +191,7 @@ fn terminate_asks_the_runtime_and_a_terminated_session_goes_at_exit() {
         status(&server.request(&post("/terminals/400/terminate"), b"", Time::ZERO)),
         200
     );
-    assert_eq!(drain(&mut server), vec![(400, Action::Terminate)]);
+    assert_eq!(drain(&mut server), vec![hangup(400)]);
     server.pty_eof(400, Time::ZERO);
     server.child_exited(400, ExitStatus::Signal("SIGHUP".into()), Time::ZERO);
     assert!(
@@ -189,12 +211,9 @@ fn shutdown_terminates_every_session_and_refuses_new_ones() {
     create(&mut server, 500);
     create(&mut server, 501);
     drain(&mut server);
-    server.shutdown();
+    server.shutdown(Time::ZERO);
     let actions = drain(&mut server);
-    assert_eq!(
-        actions,
-        vec![(500, Action::Terminate), (501, Action::Terminate)]
-    );
+    assert_eq!(actions, vec![hangup(500), hangup(501)]);
     assert_eq!(
         status(&server.request(&post("/terminals"), br#"{"cols":80,"rows":24}"#, Time::ZERO)),
         503
@@ -209,24 +228,21 @@ fn shutdown_terminates_every_session_and_refuses_new_ones() {
 #[test]
 fn execute_command_runs_in_home_unless_told_and_strips_escapes() {
     let mut server = server(4);
-    let job = command_job(&mut server, br#"{"command":"echo hi"}"#);
-    assert_eq!(
-        (job.command.as_str(), job.cwd.as_str()),
-        ("echo hi", "/home/user")
-    );
-    let response = server.command_finished(
-        job,
-        axs_core::server::CommandResult::Output(b"\x1b[31mred\x1b[0m\r\n".to_vec()),
-    );
-    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    let (job, command, cwd) = command_job(&mut server, br#"{"command":"echo hi"}"#);
+    assert_eq!((command.as_str(), cwd.as_str()), ("echo hi", "/home/user"));
+    server.job_spawned(job, 900, Time::ZERO);
+    server.job_output(job, b"\x1b[31mred\x1b[0m\r\n");
+    server.job_eof(job, Time::ZERO);
+    server.child_exited(900, ExitStatus::Code(0), Time::ZERO);
+    let outputs = drain(&mut server);
+    let body: serde_json::Value = serde_json::from_slice(&answer_of(&outputs, job).body).unwrap();
     assert_eq!(body["output"], "red\n");
     assert!(body["error"].is_null());
-    let job = command_job(&mut server, br#"{"command":"ls","cwd":"/nope"}"#);
-    let response = server.command_finished(
-        job,
-        axs_core::server::CommandResult::BadCwd("No such file or directory: /nope".into()),
-    );
-    assert_eq!(response.status, 400);
+    let (job, _, cwd) = command_job(&mut server, br#"{"command":"ls","cwd":"/nope"}"#);
+    assert_eq!(cwd, "/nope");
+    let failure = axs_core::job::JobSpawnFailure::BadCwd("No such file or directory: /nope".into());
+    server.job_spawn_failed(job, &failure);
+    assert_eq!(answer_of(&drain(&mut server), job).status, 400);
 }
 
 #[test]
@@ -264,9 +280,10 @@ fn terminate_reads_no_body_so_no_body_can_refuse_it() {
 #[test]
 fn execute_command_errors_still_carry_a_string_output() {
     let mut server = server(4);
-    let job = command_job(&mut server, br#"{"command":"ls","cwd":"/nope"}"#);
-    let response =
-        server.command_finished(job, axs_core::server::CommandResult::BadCwd("gone".into()));
+    let (job, _, _) = command_job(&mut server, br#"{"command":"ls","cwd":"/nope"}"#);
+    server.job_spawn_failed(job, &axs_core::job::JobSpawnFailure::BadCwd("gone".into()));
+    let outputs = drain(&mut server);
+    let response = answer_of(&outputs, job);
     let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
     assert_eq!((response.status, body["output"].as_str()), (400, Some("")));
 }

@@ -62,7 +62,17 @@ pub enum ApiError {
         /// The configured limit.
         limit: usize,
     },
-    /// The server is stopping and starts no new session (503).
+    /// The limit of `execute-command` jobs at once is reached (503).
+    TooManyJobs {
+        /// The limit.
+        limit: usize,
+    },
+    /// The limit of connections at once is reached and none can make room (503).
+    TooManyConnections {
+        /// The limit.
+        limit: usize,
+    },
+    /// The server is stopping and starts no new session or command (503).
     ShuttingDown,
     /// The request did not arrive whole within the time allowed (408).
     RequestTimeout,
@@ -87,7 +97,10 @@ impl ApiError {
             ApiError::UnsupportedWebSocketVersion => 426,
             ApiError::HeadTooLarge => 431,
             ApiError::SpawnFailed(_) | ApiError::Internal(_) => 500,
-            ApiError::TooManySessions { .. } | ApiError::ShuttingDown => 503,
+            ApiError::TooManySessions { .. }
+            | ApiError::TooManyJobs { .. }
+            | ApiError::TooManyConnections { .. }
+            | ApiError::ShuttingDown => 503,
             ApiError::RequestTimeout => 408,
         }
     }
@@ -161,6 +174,14 @@ impl fmt::Display for ApiError {
                 f,
                 "too many terminal sessions (limit: {limit}); terminate one or raise --max-sessions"
             ),
+            ApiError::TooManyJobs { limit } => write!(
+                f,
+                "too many commands running at once (limit: {limit}); try again when one has finished"
+            ),
+            ApiError::TooManyConnections { limit } => write!(
+                f,
+                "too many connections at once (limit: {limit}), all busy; try again shortly"
+            ),
             ApiError::ShuttingDown => f.write_str("the server is shutting down"),
             ApiError::RequestTimeout => write!(
                 f,
@@ -207,6 +228,8 @@ mod tests {
             (ApiError::HeadTooLarge, 431),
             (ApiError::SpawnFailed("x".into()), 500),
             (ApiError::TooManySessions { limit: 64 }, 503),
+            (ApiError::TooManyJobs { limit: 16 }, 503),
+            (ApiError::TooManyConnections { limit: 512 }, 503),
             (ApiError::ShuttingDown, 503),
         ];
         for (err, status) in cases {
