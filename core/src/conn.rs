@@ -44,9 +44,9 @@
 //!     if conn.is_closed() { drop the socket; return }
 //!     wait until: readable (if wants_read()), writable (if outgoing() is not empty),
 //!                 or poll_timeout()
-//!     readable: read up to CONN_READ_CHUNK: n > 0 → received(bytes), 0 or error → eof()
+//!     readable: read up to CONN_READ_CHUNK: n > 0 → received(bytes, policy, now), 0 or error → eof()
 //!     writable: write outgoing(): n → wrote(n), error → write_failed()
-//!     timer:    handle_timeout(now)
+//!     timer:    handle_timeout(policy, now)
 //! }
 //! ```
 
@@ -185,7 +185,7 @@ impl Connection {
     /// The client closed its side, or reading failed. Before the request is whole the
     /// connection closes without an answer; while draining it ends the drain. Otherwise
     /// it changes nothing: a client may half-close after its request and still read.
-    pub fn eof(&mut self, _now: Time) {
+    pub fn eof(&mut self) {
         match self.phase {
             Phase::Reading => self.close(CloseReason::ClientLeft),
             Phase::Lingering { .. } => self.close(CloseReason::Drained),
@@ -351,7 +351,8 @@ impl Connection {
         self.events.push_back(ConnEvent::Request(request));
     }
 
-    /// A `100 Continue` not begun is pointless once the body is in: drop it.
+    /// A `100 Continue` not begun is pointless once the body is in, and wrong before a
+    /// refusal (it invites the body): drop it.
     fn drop_unstarted_continue(&mut self) {
         if self.sent == 0 && self.out == http::CONTINUE {
             self.out.clear();
@@ -361,6 +362,7 @@ impl Connection {
 
     /// Stops reading the request and queues `answer` (after a `100 Continue` begun).
     fn answer(&mut self, answer: &Response, now: Time) {
+        self.drop_unstarted_continue();
         self.buf = Vec::new();
         self.head = None;
         self.phase = Phase::Answering {

@@ -191,7 +191,7 @@ fn eof_before_the_request_is_whole_closes_without_an_answer() {
         let raw = post("{}", "");
         let mut conn = Connection::new(at(0));
         conn.received(&raw[..cut], &policy(), at(1));
-        conn.eof(at(2));
+        conn.eof();
         assert!(conn.is_closed(), "cut at {cut}");
         assert_eq!(conn.close_reason(), Some(CloseReason::ClientLeft));
         assert!(conn.outgoing().is_empty());
@@ -205,7 +205,7 @@ fn eof_after_the_request_does_not_stop_the_answer() {
     let mut conn = Connection::new(at(0));
     conn.received(&post("{}", ""), &policy(), at(1));
     request(&mut conn);
-    conn.eof(at(2));
+    conn.eof();
     conn.respond(Response::empty(204), at(3));
     assert!(
         !conn.is_closed(),
@@ -257,7 +257,7 @@ fn an_oversized_body_gets_413_with_cors_then_the_drain() {
         conn.received(&[b'x'; 16 * 1024], &policy(), at(t));
         conn.handle_timeout(&policy(), at(t));
     }
-    conn.eof(at(20 * SEC));
+    conn.eof();
     assert_eq!(conn.close_reason(), Some(CloseReason::Drained));
 }
 
@@ -266,7 +266,7 @@ fn the_linger_ends_at_eof() {
     let mut conn = lingering(at(0));
     assert!(conn.wants_read());
     conn.received(b"trailing", &policy(), at(1));
-    conn.eof(at(2));
+    conn.eof();
     assert_eq!(conn.close_reason(), Some(CloseReason::Drained));
 }
 
@@ -366,7 +366,7 @@ fn early_bytes_after_an_upgrade_request_are_kept() {
     assert!(!conn.wants_read());
     assert_eq!(conn.poll_timeout(), None);
     conn.write_failed();
-    conn.eof(at(4));
+    conn.eof();
     assert!(
         !conn.is_closed(),
         "nothing the WebSocket does concerns the connection"
@@ -410,6 +410,32 @@ fn only_one_answer_per_connection() {
     write_all(&mut conn, at(1));
     conn.respond(Response::empty(500), at(2));
     assert!(conn.outgoing().is_empty());
+}
+
+#[test]
+fn a_late_request_is_not_invited_to_send_its_body() {
+    let raw = post("{}", "Expect: 100-continue\r\n");
+    let mut conn = Connection::new(at(0));
+    // The head comes late, so its 100 Continue is not stalled yet at the deadline.
+    conn.received(&raw[..raw.len() - 2], &policy(), at(14 * SEC));
+    assert_eq!(conn.outgoing(), http::CONTINUE);
+    conn.handle_timeout(&policy(), at(millis(REQUEST_TIMEOUT)));
+    assert!(
+        conn.outgoing().starts_with(b"HTTP/1.1 408 "),
+        "no 100 Continue first"
+    );
+}
+
+#[test]
+fn a_begun_continue_is_finished_before_the_answer() {
+    let raw = post("{}", "Expect: 100-continue\r\n");
+    let mut conn = Connection::new(at(0));
+    conn.received(&raw[..raw.len() - 2], &policy(), at(1));
+    conn.wrote(3, at(6 * SEC));
+    conn.handle_timeout(&policy(), at(millis(REQUEST_TIMEOUT)));
+    assert!(conn.outgoing().starts_with(&http::CONTINUE[3..]));
+    let rest = &conn.outgoing()[http::CONTINUE.len() - 3..];
+    assert!(rest.starts_with(b"HTTP/1.1 408 "));
 }
 
 #[test]
@@ -476,6 +502,8 @@ enum Op {
     WriteFailed,
     Respond(u16),
     Wait(u64),
+    /// The runtime's timer fires exactly at `poll_timeout()`, as it does.
+    WakeAtDeadline,
     Timeout,
 }
 
@@ -487,6 +515,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::WriteFailed),
         2 => prop_oneof![Just(101u16), Just(200), Just(413)].prop_map(Op::Respond),
         3 => (0u64..40 * SEC).prop_map(Op::Wait),
+        3 => Just(Op::WakeAtDeadline),
         3 => Just(Op::Timeout),
     ]
 }
@@ -535,7 +564,7 @@ proptest! {
         let pieces: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
         let (mut conn, request) = feed(&pieces);
         if eof {
-            conn.eof(at(100));
+            conn.eof();
         }
         // Each deadline passes in turn; a bounded number of them ends every connection.
         for _ in 0..4 {
@@ -570,11 +599,12 @@ proptest! {
                     conn.received(&stream[read..end], &policy(), now);
                     read = end;
                 }
-                Op::Eof => conn.eof(now),
+                Op::Eof => conn.eof(),
                 Op::Wrote(n) => conn.wrote(n, now),
                 Op::WriteFailed => conn.write_failed(),
                 Op::Respond(status) => conn.respond(Response::empty(status), now),
                 Op::Wait(ms) => now = now.after(Duration::from_millis(ms)),
+                Op::WakeAtDeadline => now = conn.poll_timeout().unwrap_or(now).max(now),
                 Op::Timeout => {
                     conn.handle_timeout(&policy(), now);
                     prop_assert!(conn.poll_timeout().is_none_or(|t| t > now));
