@@ -69,11 +69,14 @@
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
 //!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
 //!   the server enforces or tells the runtimes to follow.
+//! - [`conn`]: one HTTP connection's life (request deadline, `100 Continue`, the answer,
+//!   write stall, half-close and drain) as a state machine a runtime feeds bytes.
 
 pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod conn;
 mod deadline;
 pub mod frame;
 pub mod http;

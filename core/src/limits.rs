@@ -21,12 +21,33 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// memory, usually): long enough not to spin, short enough to go unnoticed.
 pub const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
-/// After an answer, how long unread request bytes are drained before closing: closing
-/// with unread bytes makes the kernel reset the connection, which can destroy the answer.
-pub const LINGER: Duration = Duration::from_secs(2);
+/// After an answer, how long the drain waits for the client's next byte before closing:
+/// closing with unread bytes makes the kernel reset the connection, which can destroy the
+/// answer, but a client that went quiet has nothing left in flight (nginx's
+/// `lingering_timeout` idea; its 5 s is for the open internet, 2 s covers a slow link).
+pub const LINGER_IDLE: Duration = Duration::from_secs(2);
 
-/// Most bytes drained after an answer, so a client cannot keep a connection busy forever.
+/// After an answer, the longest the drain of a still-sending client lasts: long enough
+/// for the rest of a refused 5–50 MB body to arrive and be dropped (so the 413 survives),
+/// bounded so a client cannot hold a connection forever (nginx's `lingering_time`).
+/// Bounded in time only, not bytes: stopping at a byte count would reset exactly the
+/// connections whose answer the drain is there to protect.
+pub const LINGER_LIMIT: Duration = Duration::from_secs(30);
+
+// A limit at or below the idle wait would make the idle wait meaningless.
+const _: () = assert!(LINGER_LIMIT.as_millis() > LINGER_IDLE.as_millis());
+
+/// The runtimes' drain before they use [`crate::conn::Connection`]; the core's
+/// connection uses [`LINGER_IDLE`] and [`LINGER_LIMIT`]. Goes with the runtimes' copies.
+pub const LINGER: Duration = LINGER_IDLE;
+
+/// The runtimes' byte bound on the drain before they use [`crate::conn::Connection`],
+/// which bounds it in time only. Goes with the runtimes' copies.
 pub const LINGER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes a runtime reads from an HTTP connection at once: a whole ordinary request head
+/// in one read, and little memory per connection while a body streams in.
+pub const CONN_READ_CHUNK: usize = 16 * 1024;
 
 /// How long a terminated session's processes get after SIGHUP before SIGKILL: enough to
 /// save state and exit, not enough for a job ignoring SIGHUP to linger.
