@@ -57,6 +57,8 @@
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
 //!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
 //!   both runtimes follow.
+//! - [`lsp`]: the `axs lsp` bridge's LSP base-protocol codec, limits, close reasons and
+//!   kill schedule.
 
 pub mod api;
 pub mod cli;
@@ -64,6 +66,7 @@ pub mod client;
 pub mod frame;
 pub mod http;
 pub mod limits;
+pub mod lsp;
 pub mod ring;
 pub mod server;
 pub mod session;
