@@ -71,6 +71,8 @@
 //!   the server enforces or tells the runtimes to follow.
 //! - [`conn`]: one HTTP connection's life (request deadline, `100 Continue`, the answer,
 //!   write stall, half-close and drain) as a state machine a runtime feeds bytes.
+//! - [`lsp`]: the `axs lsp` bridge's LSP base-protocol codec, limits, close reasons and
+//!   kill schedule.
 
 pub mod admission;
 pub mod api;
@@ -82,6 +84,7 @@ pub mod frame;
 pub mod http;
 pub mod job;
 pub mod limits;
+pub mod lsp;
 pub mod process;
 pub mod ring;
 pub mod server;

@@ -1,110 +1,42 @@
 //! Plain text from terminal output, for `execute-command` answers.
+//!
+//! The grammar is [`crate::term`]'s (one scanner for replay hygiene and for this): text is
+//! what that parser reads in ground state; every escape sequence and string is left out.
 
-/// Where the scanner is in the escape-sequence grammar (a subset of the DEC/ECMA-48 one).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Plain text.
-    Ground,
-    /// After `ESC`.
-    Escape,
-    /// After `ESC` and intermediate bytes (`ESC ( B`).
-    EscapeIntermediate,
-    /// Inside `ESC [ ...` until its final byte.
-    Csi,
-    /// Inside `ESC ] ...` until `BEL` or `ESC \`.
-    Osc,
-    /// Inside `ESC P`/`X`/`^`/`_` (DCS, SOS, PM, APC) until `ESC \`.
-    Str,
-    /// After an `ESC` inside an OSC or string: `\` ends it, anything else starts a new escape.
-    StrEscape,
-}
-
-/// `CAN` and `SUB` abort any sequence.
-fn aborts(byte: u8) -> bool {
-    byte == 0x18 || byte == 0x1a
-}
+use crate::term::TermState;
 
 /// Removes escape sequences (CSI, OSC, DCS/SOS/PM/APC, two- and three-byte `ESC` ones)
 /// and control characters from terminal output and decodes it lossily as UTF-8.
 ///
 /// `\n` and `\t` stay; `\r` is dropped before `\n` (a pty turns `\n` into `\r\n`), kept
-/// elsewhere; an unterminated sequence at the end is dropped.
+/// elsewhere; an unterminated sequence at the end is dropped. Sequences end where
+/// [`TermState`] ends them (as xterm.js does): `CAN`/`SUB` abort one, and a control inside
+/// one is part of it.
 pub fn strip_ansi(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut state = State::Ground;
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let (next, consumed) = step(state, byte, &mut out);
-        state = next;
-        if consumed {
-            i += 1;
-        }
+    let mut text = Vec::with_capacity(bytes.len());
+    TermState::new().advance_text(bytes, &mut text);
+    let mut out = String::with_capacity(text.len());
+    for c in String::from_utf8_lossy(&text).chars() {
+        push_plain(&mut out, c);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
-/// One byte in `state`: the next state and whether the byte was consumed (else it is
-/// looked at again in the next state).
-fn step(state: State, byte: u8, out: &mut Vec<u8>) -> (State, bool) {
-    const ESC: u8 = 0x1b;
-    match state {
-        State::Ground => (ground(byte, out), true),
-        State::Escape => match byte {
-            b'[' => (State::Csi, true),
-            b']' => (State::Osc, true),
-            b'P' | b'X' | b'^' | b'_' => (State::Str, true),
-            ESC => (State::Escape, true),
-            0x20..=0x2f => (State::EscapeIntermediate, true),
-            0x30..=0x7e => (State::Ground, true),
-            _ if aborts(byte) => (State::Ground, true),
-            _ => (State::Ground, false),
-        },
-        State::EscapeIntermediate => match byte {
-            0x20..=0x2f => (State::EscapeIntermediate, true),
-            0x30..=0x7e => (State::Ground, true),
-            _ => (State::Ground, false),
-        },
-        State::Csi => match byte {
-            0x40..=0x7e => (State::Ground, true),
-            ESC => (State::Escape, true),
-            _ if aborts(byte) => (State::Ground, true),
-            _ => (State::Csi, true),
-        },
-        State::Osc => match byte {
-            0x07 => (State::Ground, true),
-            ESC => (State::StrEscape, true),
-            _ if aborts(byte) => (State::Ground, true),
-            _ => (State::Osc, true),
-        },
-        State::Str => match byte {
-            ESC => (State::StrEscape, true),
-            _ if aborts(byte) => (State::Ground, true),
-            _ => (State::Str, true),
-        },
-        State::StrEscape => match byte {
-            b'\\' => (State::Ground, true),
-            _ => (State::Escape, false),
-        },
-    }
-}
-
-/// A byte of plain text: keep printable text, `\n`, `\t` and `\r`; drop other controls.
-fn ground(byte: u8, out: &mut Vec<u8>) -> State {
-    match byte {
-        0x1b => return State::Escape,
-        b'\n' => {
-            while out.last() == Some(&b'\r') {
+/// A character of ground-state text: keep printable ones, `\n`, `\t` and `\r`; drop other
+/// controls (C0, DEL and C1).
+fn push_plain(out: &mut String, c: char) {
+    match c {
+        '\n' => {
+            while out.ends_with('\r') {
                 out.pop();
             }
-            out.push(b'\n');
+            out.push('\n');
         }
-        b'\t' | b'\r' => out.push(byte),
-        0x00..=0x1f | 0x7f => {}
-        _ => out.push(byte),
+        '\t' | '\r' => out.push(c),
+        _ if c.is_control() => {}
+        _ => out.push(c),
     }
-    State::Ground
 }
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
@@ -158,7 +90,21 @@ mod tests {
         assert_eq!(strip_ansi(b"ok\x1b]0;never ends"), "ok");
         assert_eq!(strip_ansi(b"a\x1b[1\x18b"), "ab");
         assert_eq!(strip_ansi(b"a\x1b]0;t\x1b[31mb"), "ab");
-        assert_eq!(strip_ansi(b"a\x1b\nb"), "a\nb");
+        // The newline runs inside the escape; `b` is the escape's final byte (term/'s grammar).
+        assert_eq!(strip_ansi(b"a\x1b\nb"), "a\n");
+    }
+
+    #[test]
+    fn term_grammar_decides_where_sequences_end() {
+        // C1 controls written as UTF-8 start sequences; others are dropped like C0 ones.
+        assert_eq!(strip_ansi("a\u{9b}31mb\u{85}c".as_bytes()), "abc");
+        // Controls inside a CSI run in place; CAN aborts it.
+        assert_eq!(strip_ansi(b"a\x1b[1\r\n2mb\x1b[3\x1ac"), "a\nbc");
+        // Non-ASCII text ends an escape (and is consumed by it) or an APC string.
+        assert_eq!(strip_ansi("\x1b\u{e9}x".as_bytes()), "x");
+        assert_eq!(strip_ansi("\x1b_a\u{e9}cd".as_bytes()), "cd");
+        // A multi-byte character split by an escape is replaced, not glued back.
+        assert_eq!(strip_ansi(b"\xc3\x1b[0m\xa9x"), "\u{fffd}x");
     }
 
     #[test]

@@ -170,6 +170,20 @@ trait Events {
     fn begin(&mut self, pos: usize, clean: bool);
     /// The current sequence was dispatched; it ends before `end`.
     fn finish(&mut self, end: usize, verdict: Verdict);
+    /// A C0 control ran inside a sequence (a terminal executes it there, as in ground).
+    #[inline(always)]
+    fn execute_inside(&mut self, _c: u8) {}
+}
+
+/// [`TermState::advance_text`]'s sink: the controls a sequence runs belong to the text.
+struct ControlsInside<'a>(&'a mut Vec<u8>);
+
+impl Events for ControlsInside<'_> {
+    fn begin(&mut self, _pos: usize, _clean: bool) {}
+    fn finish(&mut self, _end: usize, _verdict: Verdict) {}
+    fn execute_inside(&mut self, c: u8) {
+        self.0.push(c);
+    }
 }
 
 /// The hot path's sink: positions are not needed there.
@@ -235,6 +249,41 @@ impl TermState {
     /// The tracked terminal state alone (without parser position).
     pub fn modes(&self) -> &Modes {
         &self.modes
+    }
+
+    /// Consume bytes like [`TermState::advance`] and append to `text` the ones the parser
+    /// read in ground state: whole characters (printable text and C0/C1 controls that
+    /// started no sequence) and bytes that decode to nothing (invalid UTF-8), never a byte of
+    /// an escape sequence or of a string (OSC, DCS, SOS, PM, APC) — except the C0 controls
+    /// that run inside an escape or CSI sequence, in place. Feed a stream in one call: a
+    /// character split across calls is not appended.
+    pub fn advance_text(&mut self, bytes: &[u8], text: &mut Vec<u8>) {
+        // Where the pending character started, when it started in ground state.
+        let mut from = None;
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.at_safe_cut() {
+                // A safe cut is ground state: an inert run there is text.
+                let run = self.inert_prefix(&bytes[i..]);
+                text.extend_from_slice(&bytes[i..i + run]);
+                i += run;
+                from = Some(i);
+            }
+            let Some(&b) = bytes.get(i) else { break };
+            self.byte(b, i, &mut ControlsInside(text));
+            i += 1;
+            if self.at_safe_cut() {
+                if let Some(start) = from.take() {
+                    text.extend_from_slice(&bytes[start..i]);
+                }
+            } else if self.state != State::Ground {
+                // The character started a sequence (ESC, a C1 control).
+                from = None;
+            }
+        }
+        if let Some(&last) = bytes.last() {
+            self.mid_line = last != b'\n';
+        }
     }
 
     /// How many leading bytes are text that changes nothing in the current state: printable
@@ -385,11 +434,11 @@ impl TermState {
         match self.state {
             State::Ground => {
                 if c < 0x20 {
-                    self.execute(c);
+                    self.execute(c, ev);
                 }
             }
             State::Escape => match c {
-                0x00..=0x1f => self.execute(c),
+                0x00..=0x1f => self.execute(c, ev),
                 0x20..=0x2f => {
                     self.collect(c);
                     self.state = State::EscInt;
@@ -403,7 +452,7 @@ impl TermState {
                 _ => self.state = State::Ground,
             },
             State::EscInt => match c {
-                0x00..=0x1f => self.execute(c),
+                0x00..=0x1f => self.execute(c, ev),
                 0x20..=0x2f => self.collect(c),
                 0x30..=0x7e => self.esc_dispatch(c, end, ev),
                 0x7f => {}
@@ -411,7 +460,7 @@ impl TermState {
             },
             State::CsiEntry | State::CsiParam | State::CsiInt => self.csi(c, end, ev),
             State::CsiIgnore => match c {
-                0x00..=0x1f => self.execute(c),
+                0x00..=0x1f => self.execute(c, ev),
                 0x40..=0x7e => {
                     self.state = State::Ground;
                     ev.finish(end, Verdict::Keep);
@@ -443,8 +492,16 @@ impl TermState {
         self.params.clear();
     }
 
+    /// A C0 control runs (in ground state or inside a sequence, which goes on).
+    fn execute<E: Events>(&mut self, c: u8, ev: &mut E) {
+        if self.state != State::Ground {
+            ev.execute_inside(c);
+        }
+        self.track_shift(c);
+    }
+
     /// C0 controls that change tracked state (others matter only to the screen).
-    fn execute(&mut self, c: u8) {
+    fn track_shift(&mut self, c: u8) {
         let g = match c {
             0x0e => 1,
             0x0f => 0,
@@ -467,7 +524,7 @@ impl TermState {
         let entry = self.state == State::CsiEntry;
         let int = self.state == State::CsiInt;
         match c {
-            0x00..=0x1f => self.execute(c),
+            0x00..=0x1f => self.execute(c, ev),
             0x20..=0x2f => {
                 self.collect(c);
                 self.state = State::CsiInt;

@@ -615,6 +615,22 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn advance_text_parses_like_advance(s in stream(), text in "[ -~\u{a0}-\u{10ffff}\n]{0,40}") {
+        let mut with_text = TermState::new();
+        let mut out = Vec::new();
+        with_text.advance_text(&s, &mut out);
+        prop_assert_eq!(&with_text, &state_after(&s));
+        // No byte of an escape sequence is text.
+        prop_assert!(!out.contains(&0x1b));
+        // Text alone is all text.
+        let mut plain = Vec::new();
+        TermState::new().advance_text(text.as_bytes(), &mut plain);
+        prop_assert_eq!(plain, text.as_bytes());
+    }
+}
+
 #[test]
 fn bounded_plans_keep_at_most_max_drops_and_the_same_screen() {
     let mut stream = Vec::new();
