@@ -55,11 +55,13 @@
 //!   request decisions; [`frame`]: what a client is sent (output, exit, control messages).
 //! - [`term`]: the escape-sequence scanner behind safe cuts and replay hygiene.
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
-//!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
-//!   both runtimes follow.
+//!   every error answer; [`limits`]: the timeouts and sizes both runtimes follow.
+//!
+//! The command line, the login shell, binding and the WebSocket settings are `axs-host`'s
+//! (it builds a [`server::Server`] from the flags); the OS calls are `axs-pty`'s. Neither
+//! is a dependency of this crate.
 
 pub mod api;
-pub mod cli;
 pub mod client;
 pub mod frame;
 pub mod http;

@@ -8,10 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use std::net::SocketAddr;
-
 use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize};
-use crate::cli::Config;
 use crate::client::Generation;
 use crate::frame::{ExitStatus, Frame};
 use crate::http::{RequestHead, Response};
@@ -128,23 +125,6 @@ impl Server {
             deadline_of: BTreeMap::new(),
             shutting_down: false,
         }
-    }
-
-    /// The server the command line describes, listening on `bound`; `home` is where
-    /// `execute-command` runs when the request names no directory.
-    pub fn from_config(config: &Config, bound: SocketAddr, home: String) -> Server {
-        let session = SessionConfig {
-            stall_timeout: config.stall_timeout,
-            retention: config.retention,
-            policy: config.attach,
-            ..SessionConfig::with_scrollback(config.scrollback)
-        };
-        let server_config = ServerConfig {
-            session,
-            max_sessions: config.max_sessions,
-            home,
-        };
-        Server::new(server_config, Policy::from_config(config, bound))
     }
 
     /// The request policy (origins, token, body limit).

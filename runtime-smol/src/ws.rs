@@ -92,7 +92,7 @@ fn tune(stream: &Socket) {
     if let Err(e) = stream.get_ref().set_nodelay(true) {
         log::debug!("TCP_NODELAY: {e}");
     }
-    if let Err(e) = axs_pty::host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
+    if let Err(e) = axs_host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
         log::debug!("TCP_NOTSENT_LOWAT: {e}");
     }
 }
