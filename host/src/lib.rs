@@ -5,7 +5,7 @@
 //!            \                 /
 //!             v               v
 //!               axs-host            command line, start-up, session program, binding,
-//!              /        \           spawning, exit statuses
+//!              /        \           spawning, WebSocket settings, exit statuses
 //!             v          v
 //!        axs-core      axs-pty      decisions (pure)  |  OS calls (no policy)
 //! ```
@@ -21,6 +21,7 @@
 //! - [`program`]: the session program, the login shell, the home directory;
 //! - [`net`]: the address `-i` means and the listener;
 //! - [`spawn`]: sessions and `execute-command` jobs;
+//! - [`ws`]: WebSocket settings and close frames;
 //! - [`status`]: exit statuses as the core has them.
 
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod program;
 pub mod spawn;
 pub mod startup;
 pub mod status;
+pub mod ws;
 
 /// `TCP_NOTSENT_LOWAT`, re-exported so a runtime's socket tuning needs only this crate.
 pub use axs_pty::set_send_low_water;
