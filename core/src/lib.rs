@@ -67,16 +67,19 @@
 //!   spawned, hangup then kill; [`admission`]: the connection cap and who makes room.
 //! - [`term`]: the escape-sequence scanner behind safe cuts and replay hygiene.
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
-//!   every error answer; [`cli`]: the command line; [`limits`]: the timeouts and sizes
-//!   the server enforces or tells the runtimes to follow.
+//!   every error answer; [`limits`]: the timeouts and sizes the server enforces or tells
+//!   the runtimes to follow.
 //! - [`conn`]: one HTTP connection's life (request deadline, `100 Continue`, the answer,
 //!   write stall, half-close and drain) as a state machine a runtime feeds bytes.
 //! - [`lsp`]: the `axs lsp` bridge's LSP base-protocol codec, limits, close reasons and
 //!   kill schedule.
+//!
+//! The command line, the login shell, binding and the WebSocket settings are `axs-host`'s
+//! (it builds a [`server::Server`] from the flags); the OS calls are `axs-pty`'s. Neither
+//! is a dependency of this crate.
 
 pub mod admission;
 pub mod api;
-pub mod cli;
 pub mod client;
 pub mod conn;
 mod deadline;

@@ -22,11 +22,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use std::net::SocketAddr;
-
 use crate::admission::{Admission, ConnId, Connections, Opened};
 use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize};
-use crate::cli::Config;
 use crate::client::Generation;
 use crate::deadline::Deadlines;
 use crate::frame::{ExitStatus, Frame};
@@ -166,23 +163,6 @@ impl Server {
             shutdown_limit: None,
             exited: false,
         }
-    }
-
-    /// The server the command line describes, listening on `bound`; `home` is where
-    /// `execute-command` runs when the request names no directory.
-    pub fn from_config(config: &Config, bound: SocketAddr, home: String) -> Server {
-        let session = SessionConfig {
-            stall_timeout: config.stall_timeout,
-            retention: config.retention,
-            policy: config.attach,
-            ..SessionConfig::with_scrollback(config.scrollback)
-        };
-        let server_config = ServerConfig {
-            session,
-            max_sessions: config.max_sessions,
-            home,
-        };
-        Server::new(server_config, Policy::from_config(config, bound))
     }
 
     /// The request policy (origins, token, body limit).

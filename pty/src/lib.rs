@@ -5,7 +5,13 @@
 //! - reaping: [`wait_blocking`], [`try_wait`], [`ExitStatus`], and [`SigchldPipe`] for reactors;
 //! - ending a session: [`terminate`], or [`hangup_group`] / [`group_alive`] / [`kill_group`];
 //! - the start-up handshake: [`ready_pipe`];
+//! - small OS facts: the user database entry ([`current_user`]), the IPv4 interfaces
+//!   that are up ([`up_ipv4_interfaces`]), `TCP_NOTSENT_LOWAT` ([`set_send_low_water`]),
+//!   program lookup in `PATH` ([`find_program`]);
 //! - a small stderr logger honouring `RUST_LOG`: [`logging`].
+//!
+//! This crate depends on nothing else of axs and decides nothing: it is how to ask the
+//! OS, never what to ask for (that is `axs-host`'s and the core's).
 //!
 //! Switches read from the environment (by the runtimes, through the helpers):
 //! `AXS_PTY_PEER=1` forces the `TIOCGPTPEER` slave path ([`SlaveOpen::from_env`]);
@@ -13,21 +19,26 @@
 //! `/proc/self/fd` instead ([`FdSweep::from_env`], meant for tests).
 
 mod child;
-pub mod host;
 pub mod logging;
+mod net;
+mod program;
 mod pty;
 pub mod ready_pipe;
 mod sigchld;
 mod spawn;
 mod status;
 mod terminate;
+mod user;
 
 pub use child::{FdSweep, NO_CLOSE_RANGE_ENV};
+pub use net::{set_send_low_water, up_ipv4_interfaces, Ipv4Interface};
+pub use program::{find_program, is_executable};
 pub use pty::{open_pair, resize, set_nonblocking, size, PtyPair, SlaveOpen, WinSize, PEER_ENV};
 pub use ready_pipe::{
     signal_error, signal_ready, ReadyPipeError, DEFAULT_READY_TIMEOUT, READY_PIPE_ENV,
 };
 pub use sigchld::SigchldPipe;
-pub use spawn::{spawn, SpawnError, SpawnOptions, Spawned, DEFAULT_TERM};
+pub use spawn::{error_text, spawn, SpawnError, SpawnOptions, Spawned, DEFAULT_TERM};
 pub use status::{signal_name, try_wait, wait_blocking, ExitStatus};
 pub use terminate::{group_alive, hangup_group, kill_group, terminate};
+pub use user::{current_user, UserEntry};

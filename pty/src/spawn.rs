@@ -81,12 +81,12 @@ pub enum SpawnError {
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpawnError::Pty(e) => write!(f, "cannot open a pty: {}", plain(e)),
+            SpawnError::Pty(e) => write!(f, "cannot open a pty: {}", error_text(e)),
             SpawnError::Cwd { path, source } => {
-                write!(f, "{}: {}", plain(source), path.display())
+                write!(f, "{}: {}", error_text(source), path.display())
             }
             SpawnError::Exec { program, source } => {
-                write!(f, "{}: {}", plain(source), program.to_string_lossy())
+                write!(f, "{}: {}", error_text(source), program.to_string_lossy())
             }
         }
     }
@@ -102,7 +102,7 @@ impl std::error::Error for SpawnError {
 }
 
 /// The error text without std's " (os error N)" suffix: "No such file or directory".
-pub(crate) fn plain(err: &io::Error) -> String {
+pub fn error_text(err: &io::Error) -> String {
     let text = err.to_string();
     match text.rfind(" (os error ") {
         Some(i) => text[..i].to_string(),

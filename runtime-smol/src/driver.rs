@@ -15,7 +15,7 @@ use axs_core::limits::TERMINATE_GRACE;
 use axs_core::server::{Server, SessionId};
 use axs_core::session::Action;
 use axs_core::time::Time;
-use axs_pty::host::Clock;
+use axs_host::Clock;
 use axs_pty::{SpawnOptions, WinSize};
 use smol::{LocalExecutor, Task, Timer};
 
@@ -327,7 +327,7 @@ impl Driver {
             log::debug!("child {pid} ended: {status}");
             match child {
                 Some(Child::Session { .. }) => {
-                    let status = axs_pty::host::exit_status(status);
+                    let status = axs_host::exit_status(status);
                     self.call(|server, now| server.child_exited(pid, status, now));
                 }
                 Some(Child::Job(tx)) => {

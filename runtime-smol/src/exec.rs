@@ -26,7 +26,7 @@ const YIELD_AFTER: usize = 256 * 1024;
 
 /// Runs the job and returns the answer.
 pub async fn run(driver: Rc<Driver>, job: CommandJob) -> Response {
-    let result = match axs_pty::host::spawn_command(&job) {
+    let result = match axs_host::spawn_command(&job) {
         Ok(spawned) => collect(&driver, spawned).await,
         Err(failed) => failed,
     };

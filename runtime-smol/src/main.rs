@@ -3,7 +3,7 @@
 //! One thread runs everything: one executor, one reactor (async-io keeps a helper thread
 //! that polls the reactor while this one is busy, whatever the number of sessions).
 //! The table of contents:
-//! - start-up: parse flags, find the program, bind (`axs_pty::host::start_up`), watch
+//! - start-up: parse flags, find the program, bind (`axs_host::start_up`), watch
 //!   the listener and signals, tell the ready pipe ([`main`]);
 //! - accept connections and serve each as a task ([`conn`]);
 //! - sessions' pty readers and writers ([`pty`]), WebSocket clients ([`ws`]),
@@ -27,7 +27,6 @@ use async_io::Async;
 use async_signal::{Signal, Signals};
 use axs_core::limits::{ACCEPT_RETRY, SHUTDOWN_LIMIT};
 use axs_core::server::Server;
-use axs_pty::host;
 use axs_pty::{SigchldPipe, SpawnOptions};
 use futures_lite::StreamExt;
 use smol::LocalExecutor;
@@ -35,9 +34,9 @@ use smol::LocalExecutor;
 use crate::driver::Driver;
 
 fn main() {
-    let up = host::start_up(std::env::args_os());
-    let reactor = Reactor::new(up.listener).unwrap_or_else(|e| host::fail_startup(&e));
-    host::ready();
+    let up = axs_host::start_up(std::env::args_os());
+    let reactor = Reactor::new(up.listener).unwrap_or_else(|e| axs_host::fail_startup(&e));
+    axs_host::ready();
     log::info!("listening on http://{}", up.bound);
     run(up.server, up.program, reactor);
     std::process::exit(0);

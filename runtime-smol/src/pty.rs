@@ -89,7 +89,7 @@ impl SessionIo {
 /// Spawns the session program for `reservation` and starts its pty tasks; returns the
 /// answer for the creator (the pid, or why it failed).
 pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response {
-    let spawned = match axs_pty::host::spawn_session(driver.program(), reservation.size()) {
+    let spawned = match axs_host::spawn_session(driver.program(), reservation.size()) {
         Ok(spawned) => spawned,
         Err(e) => {
             log::warn!("cannot start a session: {e}");

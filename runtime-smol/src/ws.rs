@@ -9,14 +9,12 @@ use std::os::fd::AsFd;
 use std::rc::Rc;
 
 use async_io::{Async, Timer};
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use async_tungstenite::tungstenite::{Error, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
-use axs_core::api::MAX_MESSAGE;
 use axs_core::client::Generation;
-use axs_core::frame::{Frame, ProtocolError};
-use axs_core::limits::{CLOSE_WAIT, SEND_LOW_WATER, WS_READ_BUFFER, WS_WRITE_BUFFER};
+use axs_core::frame::Frame;
+use axs_core::limits::{CLOSE_WAIT, SEND_LOW_WATER};
 use axs_core::server::SessionId;
 use futures_lite::future;
 use futures_util::{SinkExt, StreamExt};
@@ -51,8 +49,13 @@ pub async fn serve(
 ) {
     driver.client_opened();
     tune(&stream);
-    let ws =
-        WebSocketStream::from_partially_read(stream, early, Role::Server, Some(config())).await;
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        early,
+        Role::Server,
+        Some(axs_host::ws::config()),
+    )
+    .await;
     let (mut sender, receiver) = ws.split();
     // The reader is a task of its own so that waking the writer does not poll the
     // socket for input too (and the other way round).
@@ -92,19 +95,9 @@ fn tune(stream: &Socket) {
     if let Err(e) = stream.get_ref().set_nodelay(true) {
         log::debug!("TCP_NODELAY: {e}");
     }
-    if let Err(e) = axs_pty::host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
+    if let Err(e) = axs_host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
         log::debug!("TCP_NOTSENT_LOWAT: {e}");
     }
-}
-
-/// The WebSocket limits: a paste is one message, so a message (and a frame) may be as
-/// large as the core allows; anything larger is refused with close 1009.
-fn config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE))
 }
 
 /// Hands every text or binary message to the core as input, until the socket ends;
@@ -133,25 +126,11 @@ async fn read_input(
             }
             Err(e) => {
                 log::debug!("session {id} client {generation}: breaks the protocol: {e}");
-                return (End::Broken(protocol_close(&e)), receiver);
+                return (End::Broken(axs_host::ws::protocol_close(&e)), receiver);
             }
         }
     }
     (End::Reader, receiver)
-}
-
-/// The close the core decides for a protocol error.
-fn protocol_close(error: &Error) -> CloseFrame {
-    let kind = match error {
-        Error::Capacity(_) => ProtocolError::TooBig,
-        Error::Utf8(_) => ProtocolError::NotUtf8,
-        _ => ProtocolError::Malformed,
-    };
-    let (code, reason) = kind.close();
-    CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    }
 }
 
 /// Tells a client that broke the protocol why it is dropped, then closes gracefully:
@@ -193,10 +172,7 @@ async fn write_output(
             Some(Frame::Binary(bytes)) => sender.feed(Message::Binary(bytes.into())).await,
             Some(Frame::Text(text)) => sender.feed(Message::Text(text.into())).await,
             Some(Frame::Close(reason)) => {
-                let close = CloseFrame {
-                    code: CloseCode::from(reason.code()),
-                    reason: reason.reason().into(),
-                };
+                let close = axs_host::ws::close_frame(reason);
                 return match sender.send(Message::Close(Some(close))).await {
                     Ok(()) => End::Closed,
                     Err(_) => End::Writer,

@@ -20,11 +20,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axs_core::client::Generation;
-use axs_core::frame::{CloseReason, Frame, ProtocolError};
-use axs_core::limits::{CLOSE_WAIT, WS_READ_BUFFER, WS_WRITE_BUFFER};
+use axs_core::frame::Frame;
+use axs_core::limits::CLOSE_WAIT;
 use axs_core::server::SessionId;
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use axs_host::ws;
+use tungstenite::protocol::{CloseFrame, Role};
 use tungstenite::{Bytes, Error, Message, WebSocket};
 
 use crate::session::InputQueue;
@@ -185,15 +185,6 @@ impl Write for WriteHalf {
     }
 }
 
-fn config() -> WebSocketConfig {
-    let max = axs_core::api::MAX_MESSAGE;
-    WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-}
-
 /// Who a client is.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientId {
@@ -216,8 +207,12 @@ pub fn serve(
     if let Err(e) = start_writer(shared, client, &stream, &signal) {
         log::warn!("session {}: cannot serve a client: {e}", client.id);
     } else {
-        let ws =
-            WebSocket::from_partially_read(ReadHalf(stream), early, Role::Server, Some(config()));
+        let ws = WebSocket::from_partially_read(
+            ReadHalf(stream),
+            early,
+            Role::Server,
+            Some(ws::config()),
+        );
         read_messages(shared, client, ws, &signal, input.as_deref());
     }
     detach(shared, client);
@@ -239,8 +234,11 @@ fn start_writer(
     signal: &Arc<ClientSignal>,
 ) -> io::Result<()> {
     let socket = stream.try_clone()?;
-    let mut ws =
-        WebSocket::from_raw_socket(WriteHalf(stream.try_clone()?), Role::Server, Some(config()));
+    let mut ws = WebSocket::from_raw_socket(
+        WriteHalf(stream.try_clone()?),
+        Role::Server,
+        Some(ws::config()),
+    );
     // The first frame (the replay's start) leaves from this thread, right after the 101:
     // on a busy machine a new thread can wait milliseconds for a CPU.
     let first = send_first(shared, client, &mut ws);
@@ -296,24 +294,10 @@ fn read_messages(
             }
             Err(e) => {
                 log::debug!("session {}: client breaks the protocol: {e}", client.id);
-                signal.end(End::Broken(protocol_close(&e)));
+                signal.end(End::Broken(ws::protocol_close(&e)));
                 return;
             }
         }
-    }
-}
-
-/// The close the core decides for a protocol error.
-fn protocol_close(error: &Error) -> CloseFrame {
-    let kind = match error {
-        Error::Capacity(_) => ProtocolError::TooBig,
-        Error::Utf8(_) => ProtocolError::NotUtf8,
-        _ => ProtocolError::Malformed,
-    };
-    let (code, reason) = kind.close();
-    CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
     }
 }
 
@@ -390,7 +374,7 @@ fn write_frame(ws: &mut Ws, frame: Frame) -> Result<Option<Finish>, Error> {
         Frame::Binary(bytes) => ws.write(Message::Binary(bytes.into()))?,
         Frame::Text(text) => ws.write(Message::Text(text.into()))?,
         Frame::Close(reason) => {
-            ws.close(Some(close_frame(reason)))?;
+            ws.close(Some(ws::close_frame(reason)))?;
             return Ok(Some(Finish::Closed));
         }
     }
@@ -450,12 +434,5 @@ fn answer_close(ws: &mut Ws, frame: Option<CloseFrame>) -> Result<Finish, Error>
     match ws.close(frame) {
         Ok(()) | Err(Error::ConnectionClosed) => Ok(Finish::Answered),
         Err(e) => Err(e),
-    }
-}
-
-fn close_frame(reason: CloseReason) -> CloseFrame {
-    CloseFrame {
-        code: CloseCode::from(reason.code()),
-        reason: reason.reason().into(),
     }
 }

@@ -12,7 +12,7 @@ use axs_core::api::ApiError;
 use axs_core::http::{self, HeadParse, RequestHead, Response};
 use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, SEND_LOW_WATER, WRITE_TIMEOUT};
 use axs_core::server::Reply;
-use axs_pty::{host, SpawnOptions};
+use axs_pty::SpawnOptions;
 
 use crate::client::{self, ClientId, ClientSignal};
 use crate::session;
@@ -102,7 +102,7 @@ fn upgrade(stream: &mut TcpStream, response: &Response) -> io::Result<()> {
     stream.write_all(&response.to_bytes())?;
     // The writer then wakes as soon as a slow reader took some data: the core sees its
     // progress early, and little output waits in the kernel.
-    if let Err(e) = host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
+    if let Err(e) = axs_host::set_send_low_water(stream.as_fd(), SEND_LOW_WATER) {
         log::debug!("TCP_NOTSENT_LOWAT: {e}");
     }
     stream.set_write_timeout(None)?;

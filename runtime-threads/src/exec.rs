@@ -44,7 +44,7 @@ fn run(shared: &Shared, job: &CommandJob) -> CommandResult {
         Ok(pair) => pair,
         Err(e) => return CommandResult::Failed(format!("cannot watch the command: {e}")),
     };
-    let spawned = match axs_pty::host::spawn_command(job) {
+    let spawned = match axs_host::spawn_command(job) {
         Ok(spawned) => spawned,
         Err(failed) => return failed,
     };

@@ -41,7 +41,6 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 
 use axs_core::limits::ACCEPT_RETRY;
-use axs_pty::host;
 use axs_pty::SpawnOptions;
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
@@ -58,10 +57,10 @@ const MAX_SPAWNING: usize = 64;
 const CONNECTION_STACK: usize = 512 * 1024;
 
 fn main() {
-    let up = host::start_up(std::env::args_os());
-    let signals = signals::install().unwrap_or_else(|e| host::fail_startup(&e));
+    let up = axs_host::start_up(std::env::args_os());
+    let signals = signals::install().unwrap_or_else(|e| axs_host::fail_startup(&e));
     let listening = Listening::new(up.listener).unwrap_or_else(|e| {
-        host::fail_startup(&format!("cannot watch the listener: {e}"));
+        axs_host::fail_startup(&format!("cannot watch the listener: {e}"));
     });
     let shared = Shared::new(up.server);
     start("timer", {
@@ -72,7 +71,7 @@ fn main() {
         let (shared, stop) = (Arc::clone(&shared), Arc::clone(&listening.stop));
         move || signals::run(&shared, signals, &stop)
     });
-    host::ready();
+    axs_host::ready();
     log::info!("listening on http://{}", up.bound);
     listening.accept(&shared, &Arc::new(up.program));
 }
@@ -80,7 +79,7 @@ fn main() {
 /// Starts a thread the server cannot work without.
 fn start(name: &str, body: impl FnOnce() + Send + 'static) {
     if let Err(e) = thread::Builder::new().name(name.into()).spawn(body) {
-        host::fail_startup(&format!("cannot start the {name} thread: {e}"));
+        axs_host::fail_startup(&format!("cannot start the {name} thread: {e}"));
     }
 }
 

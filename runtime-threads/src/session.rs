@@ -227,7 +227,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
             return shared.call(|server, _| server.spawn_failed(reservation, &e.to_string()));
         }
     };
-    let spawned = match axs_pty::host::spawn_session(program, reservation.size()) {
+    let spawned = match axs_host::spawn_session(program, reservation.size()) {
         Ok(spawned) => spawned,
         Err(e) => {
             log::warn!("cannot start a session: {e}");

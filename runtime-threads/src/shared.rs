@@ -22,7 +22,7 @@ use axs_core::limits::TERMINATE_GRACE;
 use axs_core::server::{Server, SessionId};
 use axs_core::session::Action;
 use axs_core::time::Time;
-use axs_pty::host::Clock;
+use axs_host::Clock;
 
 use crate::client::ClientSignal;
 use crate::session::{InputQueue, ReadGate};

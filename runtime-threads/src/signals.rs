@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axs_core::limits::SHUTDOWN_LIMIT;
-use axs_pty::{host, SigchldPipe};
+use axs_pty::SigchldPipe;
 use rustix::event::{PollFd, PollFlags};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -128,7 +128,7 @@ pub fn reap(shared: &Shared, pid: u32) {
         Ok(None) => {}
         Ok(Some(status)) => {
             log::debug!("session {pid}: {status}");
-            let status = host::exit_status(status);
+            let status = axs_host::exit_status(status);
             shared.with_state(|state, now| {
                 state.unreaped.remove(&pid);
                 state.server.child_exited(pid, status, now);

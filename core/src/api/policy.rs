@@ -74,15 +74,6 @@ impl Policy {
         }
     }
 
-    /// The policy the command line asks for, for a listener bound to `bound`.
-    pub fn from_config(config: &crate::cli::Config, bound: SocketAddr) -> Policy {
-        Policy {
-            allow_any_origin: config.allow_any_origin,
-            token: config.token.clone(),
-            ..Policy::new(bound)
-        }
-    }
-
     /// The default policy of a loopback listener on `port`.
     #[cfg(test)]
     fn loopback(port: u16) -> Policy {

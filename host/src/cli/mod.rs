@@ -1,9 +1,12 @@
-//! The command line, compatible with axs 0.2, parsed into a resolved [`Config`].
+//! The command line, compatible with axs 0.2, parsed into a resolved [`Config`], and
+//! that config as the core's values ([`server`]).
 //!
-//! Pure: the runtime passes the arguments (and clap reads `AXS_TOKEN`, the one
-//! environment value that is a flag too); resolving the LAN address of `-i` and the
-//! login shell is the runtime's job.
+//! Pure: the caller passes the arguments (and clap reads `AXS_TOKEN`, the one
+//! environment value that is a flag too); resolving the LAN address of `-i`
+//! ([`crate::net`]) and the login shell ([`crate::program`]) happen elsewhere.
+//! Invariant: a [`Config`] that parsed has a token whenever the bind is not loopback.
 
+mod core_config;
 mod split;
 
 use std::ffi::OsString;
@@ -13,7 +16,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::api::AttachPolicy;
+use axs_core::api::AttachPolicy;
+pub use core_config::{policy, server, server_config};
 pub use split::{split_command, SplitError};
 
 /// Default port, as in axs 0.2.
