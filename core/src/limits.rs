@@ -97,6 +97,21 @@ pub const WS_WRITE_BUFFER: usize = 64 * 1024;
 /// How long a client gets to answer our close frame before its socket is dropped.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
+/// Pongs kept waiting for one client: a ping flood gets answers to its latest pings only,
+/// so it cannot grow a client's memory.
+pub const MAX_PONGS: usize = 8;
+
+/// Largest first frame (the start of a replay, a prompt) a runtime may send right after
+/// the `101`, before the client's writer runs: it fits a fresh socket's send buffer, so
+/// sending it never blocks, and on a busy machine the first byte does not wait for a new
+/// thread or task to be scheduled.
+pub const FIRST_FRAME_MAX: usize = 8 * 1024;
+
+/// Bytes a runtime reads from one pty (or hands one job's output) in a row before it lets
+/// other sessions and clients run: a program that floods its terminal must not hold up
+/// another session's keystrokes for long.
+pub const YIELD_AFTER: usize = 256 * 1024;
+
 /// The failure reason of an `execute-command` that ran into
 /// [`EXECUTE_COMMAND_TIMEOUT`] and was killed.
 pub fn command_timed_out() -> String {
