@@ -1,173 +1,242 @@
-//! One HTTP connection: read a request, let the core decide, carry the reply out.
+//! One HTTP connection, driven by the core's [`Connection`]: this module reads and writes
+//! the socket when it says so, asks the [`Server`](axs_core::server::Server) for the answer
+//! to the request, and hands an upgraded socket to the WebSocket.
 //!
-//! Every connection gets exactly one answer and is closed after it, except a WebSocket
-//! upgrade, which becomes a client of a session.
+//! Every connection gets exactly one answer (a refusal at admission included) and is
+//! closed after it, except a WebSocket upgrade, which becomes a client of a session.
 
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
-use std::time::Instant;
 
-use async_io::{Async, Timer};
-use axs_core::api::ApiError;
-use axs_core::http::{self, HeadParse, RequestHead, Response};
-use axs_core::limits::{LINGER, LINGER_BYTES, REQUEST_TIMEOUT, WRITE_TIMEOUT};
-use axs_core::server::Reply;
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use async_io::Async;
+use axs_core::admission::{Admission, ConnId};
+use axs_core::client::Generation;
+use axs_core::conn::{ConnEvent, Connection, Request};
+use axs_core::http::Response;
+use axs_core::limits::CONN_READ_CHUNK;
+use axs_core::server::{Reply, SessionId};
+use futures_lite::future;
 
 use crate::driver::Driver;
 use crate::wake::Wake;
-use crate::{exec, pty, ws};
+use crate::{job, pty, ws};
 
 type Socket = Async<TcpStream>;
 
+/// A client whose `101` is being written: registered before the answer so that a
+/// removal of its session meanwhile closes its wake-up.
+struct Upgrading {
+    id: SessionId,
+    generation: Generation,
+    wake: Wake,
+    early: Vec<u8>,
+}
+
+/// What ended one wait of the connection loop.
+enum Ready {
+    Readable,
+    Writable,
+    Timer,
+    Evicted,
+}
+
+/// How the connection loop ended.
+enum End {
+    /// The `101` is out: the socket is the WebSocket's.
+    Upgraded,
+    /// Closed, evicted, or nobody answered: drop the socket.
+    Over,
+}
+
 /// Serves one accepted connection to its end.
 pub async fn serve(driver: Rc<Driver>, stream: Socket) {
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    let request = future::or(read_request(&driver, &stream), async {
-        Timer::at(deadline).await;
-        let late = ApiError::RequestTimeout;
-        Err(Some(
-            driver.call(|server, _| server.error_answer(None, late)),
-        ))
-    })
-    .await;
-    match request {
-        Ok((head, body, early)) => {
-            let reply = driver.call(|server, now| server.request(&head, &body, now));
-            dispatch(&driver, stream, reply, early).await;
+    let mut conn = Connection::new(driver.now());
+    let (cid, evicted) = match driver.call(|server, _| server.connection_opened()) {
+        Admission::Admitted(cid) => (Some(cid), Some(driver.add_connection(cid))),
+        Admission::Refused(answer) => {
+            conn.respond(answer, driver.now());
+            (None, None)
         }
-        Err(Some(answer)) => respond(stream, &answer).await,
-        Err(None) => log::debug!("a connection went away before its request was complete"),
+    };
+    let mut upgrading = None;
+    let end = drive(&driver, &stream, &mut conn, cid, evicted, &mut upgrading).await;
+    match (end, upgrading) {
+        (End::Upgraded, Some(client)) => {
+            if let Some(cid) = cid {
+                driver.call(|server, _| server.connection_upgraded(cid));
+            }
+            let Upgrading {
+                id,
+                generation,
+                wake,
+                early,
+            } = client;
+            ws::serve(driver.clone(), stream, early, id, generation, wake).await;
+        }
+        (_, Some(client)) => {
+            // The 101 never got out: the client never started.
+            driver.remove_client(client.id, client.generation);
+            driver.call(|server, now| server.detach(client.id, client.generation, now));
+        }
+        (_, None) => {}
+    }
+    if let Some(cid) = cid {
+        driver.connection_closed(cid);
     }
 }
 
-/// Carries out the core's reply.
-async fn dispatch(driver: &Rc<Driver>, stream: Socket, reply: Reply, early: Vec<u8>) {
+/// Runs the connection until it is closed, evicted or upgraded.
+async fn drive(
+    driver: &Rc<Driver>,
+    stream: &Socket,
+    conn: &mut Connection,
+    cid: Option<ConnId>,
+    evicted: Option<Wake>,
+    upgrading: &mut Option<Upgrading>,
+) -> End {
+    loop {
+        while let Some(event) = conn.poll_event() {
+            match event {
+                ConnEvent::Request(request) => {
+                    if let Some(cid) = cid {
+                        driver.call(|server, _| server.connection_request_complete(cid));
+                    }
+                    let Some(answer) = decide(driver, request, upgrading).await else {
+                        return End::Over;
+                    };
+                    conn.respond(answer, driver.now());
+                }
+                ConnEvent::ShutdownWrite => _ = stream.get_ref().shutdown(Shutdown::Write),
+                ConnEvent::Upgraded => return End::Upgraded,
+            }
+        }
+        if conn.is_closed() {
+            return End::Over;
+        }
+        // Write at once: a fresh answer usually fits the socket without a wait.
+        if !conn.outgoing().is_empty() && write(driver, stream, conn) {
+            continue;
+        }
+        match wait(driver, stream, conn, evicted.as_ref()).await {
+            Ready::Readable => read(driver, stream, conn),
+            Ready::Writable => _ = write(driver, stream, conn),
+            Ready::Timer => driver.inspect(|s| conn.handle_timeout(s.policy(), driver.now())),
+            Ready::Evicted => {
+                _ = stream.get_ref().shutdown(Shutdown::Both);
+                return End::Over;
+            }
+        }
+    }
+}
+
+/// Waits until the socket can do what the connection wants, its deadline, or eviction.
+async fn wait(
+    driver: &Driver,
+    stream: &Socket,
+    conn: &Connection,
+    evicted: Option<&Wake>,
+) -> Ready {
+    let (wants_read, wants_write) = (conn.wants_read(), !conn.outgoing().is_empty());
+    let deadline = conn.poll_timeout();
+    let readable = async {
+        if wants_read {
+            _ = stream.readable().await;
+        } else {
+            future::pending::<()>().await;
+        }
+        Ready::Readable
+    };
+    let writable = async {
+        if wants_write {
+            _ = stream.writable().await;
+        } else {
+            future::pending::<()>().await;
+        }
+        Ready::Writable
+    };
+    let timer = async {
+        match deadline {
+            Some(at) => driver.sleep_until(at).await,
+            None => future::pending().await,
+        }
+        Ready::Timer
+    };
+    let eviction = async {
+        match evicted {
+            Some(evicted) => while evicted.wait().await {},
+            None => future::pending().await,
+        }
+        Ready::Evicted
+    };
+    future::or(future::or(readable, writable), future::or(timer, eviction)).await
+}
+
+/// Reads what the socket has into the connection (a readiness may be spurious).
+fn read(driver: &Driver, stream: &Socket, conn: &mut Connection) {
+    driver.with_read_buffer(|buf| {
+        let chunk = &mut buf[..CONN_READ_CHUNK];
+        match stream.get_ref().read(chunk) {
+            Ok(0) => conn.eof(),
+            Ok(n) => driver.inspect(|s| conn.received(&chunk[..n], s.policy(), driver.now())),
+            Err(e) if is_retry(&e) => {}
+            Err(e) => {
+                log::debug!("reading a request: {e}");
+                conn.eof();
+            }
+        }
+    });
+}
+
+/// Writes what the connection has to write, as far as the socket takes it; false when
+/// it took nothing (it would block).
+fn write(driver: &Driver, stream: &Socket, conn: &mut Connection) -> bool {
+    match stream.get_ref().write(conn.outgoing()) {
+        Ok(0) => conn.write_failed(),
+        Ok(n) => conn.wrote(n, driver.now()),
+        Err(e) if is_retry(&e) => return false,
+        Err(e) => {
+            log::debug!("writing an answer: {e}");
+            conn.write_failed();
+        }
+    }
+    true
+}
+
+fn is_retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// The answer to a whole request, after carrying out what the core decided (spawning a
+/// session, running a job); `None` when nobody answers (close without one).
+async fn decide(
+    driver: &Rc<Driver>,
+    request: Request,
+    upgrading: &mut Option<Upgrading>,
+) -> Option<Response> {
+    let Request { head, body, early } = request;
+    let reply = driver.call(|server, now| server.request(&head, &body, now));
     match reply {
-        Reply::Respond(answer) => respond(stream, &answer).await,
-        Reply::Spawn(reservation) => {
-            let answer = pty::start_session(driver, reservation);
-            respond(stream, &answer).await;
-        }
-        Reply::Execute(job) => {
-            let answer = exec::run(driver.clone(), job).await;
-            respond(stream, &answer).await;
-        }
+        Reply::Respond(answer) => Some(answer),
+        Reply::Spawn(reservation) => Some(pty::start_session(driver, reservation)),
+        Reply::Execute { job, command, cwd } => job::run(driver, job, &command, &cwd).await,
         Reply::Upgrade {
             response,
             id,
             generation,
         } => {
-            // Registered before any await: the session may be removed meanwhile, and
-            // only a registered wake-up is closed then (else the writer would wait forever).
             let wake = Wake::new();
             driver.add_client(id, generation, wake.clone());
-            if let Err(e) = write_answer(&stream, &response.to_bytes()).await {
-                log::debug!("session {id}: the upgrade answer could not be sent: {e}");
-                driver.remove_client(id, generation);
-                driver.call(|server, now| server.detach(id, generation, now));
-                return;
-            }
-            ws::serve(driver.clone(), stream, early, id, generation, wake).await;
+            *upgrading = Some(Upgrading {
+                id,
+                generation,
+                wake,
+                early,
+            });
+            Some(response)
         }
     }
-}
-
-/// Reads the head and the body; on failure, the answer to send (`None`: just close).
-/// Returns the head, the body and any bytes that came after the body.
-async fn read_request(
-    driver: &Driver,
-    stream: &Socket,
-) -> Result<(RequestHead, Vec<u8>, Vec<u8>), Option<Response>> {
-    let mut buf = Vec::with_capacity(2048);
-    let (head, head_len) = loop {
-        match http::parse_head(&buf) {
-            Ok(HeadParse::Complete { head, len }) => break (head, len),
-            Ok(HeadParse::Partial) => {
-                if read_more(stream, &mut buf).await == 0 {
-                    return Err(None);
-                }
-            }
-            Err(e) => return Err(Some(driver.inspect(|s| s.error_answer(None, e)))),
-        }
-    };
-    let body_len = driver.inspect(|s| s.body_len(&head)).map_err(Some)?;
-    let end = head_len + body_len;
-    if buf.len() < end && head.expects_continue() {
-        let mut writer = stream;
-        writer.write_all(http::CONTINUE).await.map_err(|_| None)?;
-    }
-    while buf.len() < end {
-        if read_more(stream, &mut buf).await == 0 {
-            return Err(None);
-        }
-    }
-    let early = buf.split_off(end);
-    let body = buf.split_off(head_len);
-    Ok((head, body, early))
-}
-
-/// Appends what the socket has (up to 16 KiB); 0 at EOF or on error.
-async fn read_more(stream: &Socket, buf: &mut Vec<u8>) -> usize {
-    let mut chunk = [0u8; 16 * 1024];
-    let mut reader = stream;
-    match reader.read(&mut chunk).await {
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            n
-        }
-        Err(e) => {
-            log::debug!("reading a request: {e}");
-            0
-        }
-    }
-}
-
-/// Writes the answer, then closes gracefully: half-close, drain what the client still
-/// sends (bounded), close.
-async fn respond(mut stream: Socket, answer: &Response) {
-    if let Err(e) = write_answer(&stream, &answer.to_bytes()).await {
-        log::debug!("writing an answer: {e}");
-        return;
-    }
-    let deadline = Instant::now() + LINGER;
-    future::or(half_close_and_drain(&mut stream), async {
-        Timer::at(deadline).await;
-    })
-    .await;
-}
-
-/// Half-closes the socket and reads (and drops) what the peer still sends, at most
-/// `LINGER_BYTES`: closing with unread bytes would reset the connection and could destroy
-/// the answer or close frame just written. Callers bound it in time.
-pub async fn half_close_and_drain(stream: &mut Socket) {
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
-    let mut chunk = [0u8; 16 * 1024];
-    let mut total = 0;
-    while total < LINGER_BYTES {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => total += n,
-        }
-    }
-}
-
-/// Writes an HTTP answer whole, or fails once the client took nothing for
-/// [`WRITE_TIMEOUT`]: an answer nobody reads must not hold its memory and socket forever.
-async fn write_answer(stream: &Socket, bytes: &[u8]) -> std::io::Result<()> {
-    let mut writer = stream;
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let stalled = async {
-            Timer::after(WRITE_TIMEOUT).await;
-            Err(std::io::ErrorKind::TimedOut.into())
-        };
-        match future::or(writer.write(rest), stalled).await {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => rest = &rest[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }

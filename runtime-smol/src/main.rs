@@ -5,27 +5,29 @@
 //! The table of contents:
 //! - start-up: parse flags, find the program, bind (`axs_host::start_up`), watch
 //!   the listener and signals, tell the ready pipe ([`main`]);
-//! - accept connections and serve each as a task ([`conn`]);
+//! - accept connections ([`run`]) and serve each as a task, driven by the core's
+//!   `Connection` ([`conn`]);
 //! - sessions' pty readers and writers ([`pty`]), WebSocket clients ([`ws`]),
-//!   `execute-command` ([`exec`]);
-//! - SIGCHLD reaps children, the timer task runs the core's deadlines, SIGINT/SIGTERM
-//!   shut down ([`driver`]).
+//!   `execute-command` jobs ([`job`]);
+//! - the core's outputs carried out, SIGCHLD reaping, the core's timer ([`driver`]);
+//! - SIGINT/SIGTERM: close the listener, `shutdown`, serve on until the core's `Exit`
+//!   ([`run`]).
 //!
 //! Every decision is the core's (`axs-core`); this crate moves bytes and makes syscalls.
 
 mod conn;
 mod driver;
-mod exec;
+mod job;
 mod pty;
 mod wake;
 mod ws;
 
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 
 use async_io::Async;
 use async_signal::{Signal, Signals};
-use axs_core::limits::{ACCEPT_RETRY, SHUTDOWN_LIMIT};
+use axs_core::limits::ACCEPT_RETRY;
 use axs_core::server::Server;
 use axs_pty::{SigchldPipe, SpawnOptions};
 use futures_lite::StreamExt;
@@ -70,7 +72,7 @@ impl Reactor {
     }
 }
 
-/// Serves until SIGINT or SIGTERM, then shuts down.
+/// Serves until SIGINT or SIGTERM, then until the core's shutdown is complete.
 fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
     let executor = Rc::new(LocalExecutor::new());
     let driver = Driver::new(server, executor.clone(), program);
@@ -94,7 +96,7 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
         let acceptor = executor.spawn(async move {
             loop {
                 match listener.accept().await {
-                    Ok((stream, _)) => accept.spawn_detached(conn::serve(accept.clone(), stream)),
+                    Ok((stream, _)) => serve_connection(&accept, stream),
                     Err(e) => {
                         // Out of descriptors, usually: wait a little instead of spinning.
                         log::warn!("accept: {e}");
@@ -111,8 +113,15 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
             }
         });
         stop.await;
-        drop(acceptor);
-        driver.shutdown(SHUTDOWN_LIMIT).await;
+        // Dropping the acceptor closes the listener: a new server can take the port.
+        acceptor.cancel().await;
+        driver.call(|server, now| server.shutdown(now));
+        driver.exited().await;
     };
     async_io::block_on(executor.run(main));
+}
+
+/// Serves an accepted connection as a task of its own.
+fn serve_connection(driver: &Rc<Driver>, stream: Async<TcpStream>) {
+    driver.spawn(conn::serve(driver.clone(), stream)).detach();
 }

@@ -10,15 +10,13 @@ use std::rc::Rc;
 
 use async_io::Async;
 use axs_core::http::Response;
-use axs_core::limits::INPUT_BACKLOG;
-use axs_core::server::{Reservation, SessionId};
+use axs_core::limits::{INPUT_BACKLOG, YIELD_AFTER};
+use axs_core::server::{Reservation, Server, SessionId};
+use axs_core::time::Time;
 use axs_pty::WinSize;
 
-use crate::driver::{Child, Driver};
+use crate::driver::Driver;
 use crate::wake::Wake;
-
-/// Bytes read from one pty in a row before its reader lets other tasks run.
-const YIELD_AFTER: usize = 256 * 1024;
 
 /// The runtime's side of one session's pty master.
 pub struct SessionIo {
@@ -97,29 +95,28 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
         }
     };
     let pid = spawned.pid;
-    let master = match Async::new(File::from(spawned.master)) {
-        Ok(master) => master,
-        Err(e) => {
-            // The master is closed by now, which hangs the program up; make sure it ends.
-            let _ = axs_pty::kill_group(pid);
-            driver.add_child(pid, Child::Orphan);
-            let reason = format!("cannot watch the pty: {e}");
-            return driver.call(|server, _| server.spawn_failed(reservation, &reason));
+    let response = driver.call(|server, now| server.spawned(reservation, pid, now));
+    match Async::new(File::from(spawned.master)) {
+        Ok(master) => {
+            let io = Rc::new(SessionIo::new(pid, master));
+            let tasks = vec![
+                driver.spawn(read_output(driver.clone(), io.clone())),
+                driver.spawn(write_input(io.clone())),
+            ];
+            driver.add_session(pid, io, tasks);
+            log::debug!("session {pid} started");
         }
-    };
-    let response = driver.call(|server, _| server.spawned(reservation, pid));
-    let io = Rc::new(SessionIo::new(pid, master));
-    let tasks = vec![
-        driver.spawn(read_output(driver.clone(), io.clone())),
-        driver.spawn(write_input(io.clone())),
-    ];
-    driver.add_session(pid, io, tasks);
-    log::debug!("session {pid} started");
+        Err(e) => {
+            // The master is closed by now, which hangs the program up: the session
+            // ends as any other whose output ended.
+            log::warn!("session {pid}: cannot watch the pty: {e}");
+            driver.call(|server, now| server.pty_eof(pid, now));
+        }
+    }
     response
 }
 
-/// Reads the pty into the core until EOF (EIO once every slave holder is gone);
-/// waits while paused.
+/// Reads the pty into the core until EOF; waits while paused.
 async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
     let id = io.id;
     let mut unyielded = 0;
@@ -129,30 +126,15 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
                 return;
             }
         }
-        // A read that finds data does not yield; let the clients' writers and other
-        // sessions run now and then while a program floods its pty.
-        if unyielded >= YIELD_AFTER {
-            unyielded = 0;
-            futures_lite::future::yield_now().await;
-        }
-        // The shared buffer is filled and handed to the core with no await in between.
-        let read = io
-            .master
-            .read_with(|f| driver.with_read_buffer(|buf| (&*f).read(buf)));
-        match read.await {
+        match read_into_core(&driver, &io.master, &mut unyielded, |server, bytes, now| {
+            server.pty_output(id, bytes, now);
+        })
+        .await
+        {
             Ok(0) => break,
-            Ok(n) => {
-                unyielded += n;
-                log::trace!("session {id}: {n} bytes of output");
-                driver.with_read_buffer(|buf| {
-                    driver.call(|server, now| server.pty_output(id, &buf[..n], now));
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(_) => {}
             Err(e) => {
-                if e.raw_os_error() != Some(EIO) {
-                    log::debug!("session {id}: pty read: {e}");
-                }
+                log::debug!("session {id}: pty read: {e}");
                 break;
             }
         }
@@ -160,8 +142,46 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
     driver.call(|server, now| server.pty_eof(id, now));
 }
 
+/// Reads once from a pty master into the shared buffer and hands the bytes to `feed`
+/// (no await in between); `Ok(0)` at EOF, which includes EIO: what a master read
+/// returns once nothing holds the slave side. After [`YIELD_AFTER`] bytes in a row it
+/// lets other tasks run first (a read that finds data never yields by itself).
+pub async fn read_into_core(
+    driver: &Driver,
+    master: &Async<File>,
+    unyielded: &mut usize,
+    feed: impl Fn(&mut Server, &[u8], Time),
+) -> io::Result<usize> {
+    if *unyielded >= YIELD_AFTER {
+        *unyielded = 0;
+        futures_lite::future::yield_now().await;
+    }
+    let read = master.read_with(|f| {
+        driver.with_read_buffer(|buf| {
+            let n = loop {
+                match (&*f).read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    read => break read?,
+                }
+            };
+            if n > 0 {
+                driver.call(|server, now| feed(server, &buf[..n], now));
+            }
+            Ok(n)
+        })
+    });
+    match read.await {
+        Err(e) if e.raw_os_error() == Some(EIO) => Ok(0),
+        Ok(n) => {
+            *unyielded += n;
+            Ok(n)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// `EIO` (5 on every Linux architecture): what a pty master read returns once the
-/// slave side is closed, i.e. the normal end of a session's output.
+/// slave side is closed, i.e. the normal end of a program's output.
 const EIO: i32 = 5;
 
 /// Writes queued input to the pty whenever it can take more.

@@ -4,7 +4,7 @@
 //! The writer batches: it queues frames while the core has more and flushes once it has
 //! none (so an echo leaves at once, and bulk output leaves in few large writes).
 
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
@@ -14,9 +14,9 @@ use async_tungstenite::tungstenite::{Error, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
 use axs_core::client::Generation;
 use axs_core::frame::Frame;
-use axs_core::limits::{CLOSE_WAIT, SEND_LOW_WATER};
+use axs_core::limits::{CLOSE_WAIT, CONN_READ_CHUNK, SEND_LOW_WATER};
 use axs_core::server::SessionId;
-use futures_lite::future;
+use futures_lite::{future, AsyncReadExt};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::driver::Driver;
@@ -47,7 +47,6 @@ pub async fn serve(
     generation: Generation,
     wake: Wake,
 ) {
-    driver.client_opened();
     tune(&stream);
     let ws = WebSocketStream::from_partially_read(
         stream,
@@ -85,7 +84,6 @@ pub async fn serve(
     drop(reader);
     driver.remove_client(id, generation);
     driver.call(|server, now| server.detach(id, generation, now));
-    driver.client_closed();
 }
 
 /// Socket options for a terminal client.
@@ -149,13 +147,20 @@ async fn refuse(
         let Ok(ws) = WebSocketStream::reunite(sender, receiver) else {
             return;
         };
-        let mut stream = ws.into_inner();
-        crate::conn::half_close_and_drain(&mut stream).await;
+        drain(ws.into_inner()).await;
     };
     future::or(linger, async {
         deadline.await;
     })
     .await;
+}
+
+/// Half-closes the socket and reads (and drops) what the peer still sends until it
+/// closes; the caller bounds it with [`CLOSE_WAIT`].
+async fn drain(mut stream: Socket) {
+    _ = stream.get_ref().shutdown(Shutdown::Write);
+    let mut chunk = vec![0u8; CONN_READ_CHUNK];
+    while let Ok(1..) = stream.read(&mut chunk).await {}
 }
 
 /// Sends the core's frames for this client; waits for a wake-up when it has none.
