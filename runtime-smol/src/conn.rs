@@ -5,17 +5,17 @@
 //! Every connection gets exactly one answer (a refusal at admission included) and is
 //! closed after it, except a WebSocket upgrade, which becomes a client of a session.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 
 use async_io::Async;
 use axs_core::admission::{Admission, ConnId};
-use axs_core::client::Generation;
 use axs_core::conn::{ConnEvent, Connection, Request};
 use axs_core::http::Response;
 use axs_core::limits::CONN_READ_CHUNK;
-use axs_core::server::{Reply, SessionId};
+use axs_core::server::Reply;
 use futures_lite::future;
 
 use crate::driver::Driver;
@@ -23,15 +23,6 @@ use crate::wake::Wake;
 use crate::{job, pty, ws};
 
 type Socket = Async<TcpStream>;
-
-/// A client whose `101` is being written: registered before the answer so that a
-/// removal of its session meanwhile closes its wake-up.
-struct Upgrading {
-    id: SessionId,
-    generation: Generation,
-    wake: Wake,
-    early: Vec<u8>,
-}
 
 /// What ended one wait of the connection loop.
 enum Ready {
@@ -53,10 +44,10 @@ enum End {
 pub async fn serve(driver: Rc<Driver>, stream: Socket) {
     let mut conn = Connection::new(driver.now());
     let (cid, evicted) = match driver.call(|server, _| server.connection_opened()) {
-        Admission::Admitted(cid) => (Some(cid), Some(driver.add_connection(cid))),
+        Admission::Admitted(cid) => (Some(cid), driver.add_connection(cid)),
         Admission::Refused(answer) => {
             conn.respond(answer, driver.now());
-            (None, None)
+            (None, Wake::new())
         }
     };
     let mut upgrading = None;
@@ -66,13 +57,7 @@ pub async fn serve(driver: Rc<Driver>, stream: Socket) {
             if let Some(cid) = cid {
                 driver.call(|server, _| server.connection_upgraded(cid));
             }
-            let Upgrading {
-                id,
-                generation,
-                wake,
-                early,
-            } = client;
-            ws::serve(driver.clone(), stream, early, id, generation, wake).await;
+            ws::serve(driver.clone(), stream, client).await;
         }
         (_, Some(client)) => {
             // The 101 never got out: the client never started.
@@ -92,8 +77,8 @@ async fn drive(
     stream: &Socket,
     conn: &mut Connection,
     cid: Option<ConnId>,
-    evicted: Option<Wake>,
-    upgrading: &mut Option<Upgrading>,
+    evicted: Wake,
+    upgrading: &mut Option<ws::Client>,
 ) -> End {
     loop {
         while let Some(event) = conn.poll_event() {
@@ -118,7 +103,7 @@ async fn drive(
         if !conn.outgoing().is_empty() && write(driver, stream, conn) {
             continue;
         }
-        match wait(driver, stream, conn, evicted.as_ref()).await {
+        match wait(driver, stream, conn, &evicted).await {
             Ready::Readable => read(driver, stream, conn),
             Ready::Writable => _ = write(driver, stream, conn),
             Ready::Timer => driver.inspect(|s| conn.handle_timeout(s.policy(), driver.now())),
@@ -131,45 +116,33 @@ async fn drive(
 }
 
 /// Waits until the socket can do what the connection wants, its deadline, or eviction.
-async fn wait(
-    driver: &Driver,
-    stream: &Socket,
-    conn: &Connection,
-    evicted: Option<&Wake>,
-) -> Ready {
-    let (wants_read, wants_write) = (conn.wants_read(), !conn.outgoing().is_empty());
-    let deadline = conn.poll_timeout();
-    let readable = async {
-        if wants_read {
-            _ = stream.readable().await;
-        } else {
-            future::pending::<()>().await;
-        }
-        Ready::Readable
-    };
-    let writable = async {
-        if wants_write {
-            _ = stream.writable().await;
-        } else {
-            future::pending::<()>().await;
-        }
-        Ready::Writable
-    };
-    let timer = async {
-        match deadline {
-            Some(at) => driver.sleep_until(at).await,
-            None => future::pending().await,
-        }
-        Ready::Timer
-    };
-    let eviction = async {
-        match evicted {
-            Some(evicted) => while evicted.wait().await {},
-            None => future::pending().await,
-        }
-        Ready::Evicted
-    };
+async fn wait(driver: &Driver, stream: &Socket, conn: &Connection, evicted: &Wake) -> Ready {
+    let readable = when(
+        conn.wants_read().then(|| stream.readable()),
+        Ready::Readable,
+    );
+    let writable = when(
+        (!conn.outgoing().is_empty()).then(|| stream.writable()),
+        Ready::Writable,
+    );
+    let timer = when(
+        conn.poll_timeout().map(|at| driver.sleep_until(at)),
+        Ready::Timer,
+    );
+    let eviction = when(
+        Some(async { while evicted.wait().await {} }),
+        Ready::Evicted,
+    );
     future::or(future::or(readable, writable), future::or(timer, eviction)).await
+}
+
+/// `ready` once `future` is done; never when there is none.
+async fn when<T>(future: Option<impl Future<Output = T>>, ready: Ready) -> Ready {
+    match future {
+        Some(future) => _ = future.await,
+        None => future::pending::<()>().await,
+    }
+    ready
 }
 
 /// Reads what the socket has into the connection (a readiness may be spurious).
@@ -215,7 +188,7 @@ fn is_retry(e: &io::Error) -> bool {
 async fn decide(
     driver: &Rc<Driver>,
     request: Request,
-    upgrading: &mut Option<Upgrading>,
+    upgrading: &mut Option<ws::Client>,
 ) -> Option<Response> {
     let Request { head, body, early } = request;
     let reply = driver.call(|server, now| server.request(&head, &body, now));
@@ -230,7 +203,8 @@ async fn decide(
         } => {
             let wake = Wake::new();
             driver.add_client(id, generation, wake.clone());
-            *upgrading = Some(Upgrading {
+            // Registered before the 101: a removal of the session meanwhile closes it.
+            *upgrading = Some(ws::Client {
                 id,
                 generation,
                 wake,

@@ -26,14 +26,6 @@ use smol::{LocalExecutor, Task, Timer};
 use crate::pty::SessionIo;
 use crate::wake::Wake;
 
-/// What the runtime holds for one session.
-struct SessionEntry {
-    /// The pty side, until `ClosePty`.
-    io: Option<Rc<SessionIo>>,
-    /// The pty reader and input writer; dropping them cancels them.
-    tasks: Vec<Task<()>>,
-}
-
 /// What the runtime holds for one `execute-command` job; gone once both are taken.
 struct JobEntry {
     /// The pty reader (it owns the master), until `ClosePty`.
@@ -48,7 +40,8 @@ pub struct Driver {
     clock: Clock,
     executor: Rc<LocalExecutor<'static>>,
     program: SpawnOptions,
-    sessions: RefCell<HashMap<SessionId, SessionEntry>>,
+    /// Sessions' pty sides, until `ClosePty` (or `Remove`).
+    sessions: RefCell<HashMap<SessionId, Rc<SessionIo>>>,
     clients: RefCell<HashMap<(SessionId, Generation), Wake>>,
     /// Admitted connections' eviction wake-ups: closed on `Evict`.
     connections: RefCell<HashMap<ConnId, Wake>>,
@@ -176,14 +169,7 @@ impl Driver {
                     wake.notify();
                 }
             }
-            Action::ClosePty => {
-                if let Some(entry) = self.sessions.borrow_mut().get_mut(&id) {
-                    if let Some(io) = entry.io.take() {
-                        io.close();
-                    }
-                    entry.tasks.clear();
-                }
-            }
+            Action::ClosePty => self.close_pty(id),
             // The server turns it into `Output::Signal`s; it never comes out.
             Action::Terminate => {}
             Action::Remove => self.remove(id),
@@ -211,25 +197,31 @@ impl Driver {
     }
 
     fn with_io(&self, id: SessionId, f: impl FnOnce(&SessionIo)) {
-        let io = self.sessions.borrow().get(&id).and_then(|e| e.io.clone());
-        if let Some(io) = io {
+        if let Some(io) = self.io(id) {
             f(&io);
         }
     }
 
+    fn io(&self, id: SessionId) -> Option<Rc<SessionIo>> {
+        self.sessions.borrow().get(&id).cloned()
+    }
+
     /// Waits while session `id` has more input queued than its program takes.
     pub async fn input_room(&self, id: SessionId) {
-        let io = self.sessions.borrow().get(&id).and_then(|e| e.io.clone());
-        if let Some(io) = io {
+        if let Some(io) = self.io(id) {
             io.input_room().await;
         }
     }
 
-    fn remove(&self, id: SessionId) {
-        let entry = self.sessions.borrow_mut().remove(&id);
-        if let Some(io) = entry.and_then(|e| e.io) {
+    fn close_pty(&self, id: SessionId) {
+        let io = self.sessions.borrow_mut().remove(&id);
+        if let Some(io) = io {
             io.close();
         }
+    }
+
+    fn remove(&self, id: SessionId) {
+        self.close_pty(id);
         // Clients of a removed session have had their close; end their writers.
         self.clients.borrow_mut().retain(|(sid, _), wake| {
             if *sid == id {
@@ -239,13 +231,9 @@ impl Driver {
         });
     }
 
-    /// Registers a freshly spawned session's pty side and tasks.
-    pub fn add_session(&self, id: SessionId, io: Rc<SessionIo>, tasks: Vec<Task<()>>) {
-        let entry = SessionEntry {
-            io: Some(io),
-            tasks,
-        };
-        self.sessions.borrow_mut().insert(id, entry);
+    /// Registers a freshly spawned session's pty side.
+    pub fn add_session(&self, id: SessionId, io: Rc<SessionIo>) {
+        self.sessions.borrow_mut().insert(id, io);
     }
 
     /// Registers a WebSocket client's wake-up.

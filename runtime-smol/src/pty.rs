@@ -14,6 +14,7 @@ use axs_core::limits::{INPUT_BACKLOG, YIELD_AFTER};
 use axs_core::server::{Reservation, Server, SessionId};
 use axs_core::time::Time;
 use axs_pty::WinSize;
+use smol::Task;
 
 use crate::driver::Driver;
 use crate::wake::Wake;
@@ -28,6 +29,8 @@ pub struct SessionIo {
     input_ready: Wake,
     /// Woken whenever queued input was written.
     input_taken: Wake,
+    /// The reader and the writer; dropped (cancelled) by [`SessionIo::close`].
+    tasks: RefCell<Vec<Task<()>>>,
 }
 
 impl SessionIo {
@@ -40,6 +43,7 @@ impl SessionIo {
             input: RefCell::new(Vec::new()),
             input_ready: Wake::new(),
             input_taken: Wake::new(),
+            tasks: RefCell::new(Vec::new()),
         }
     }
 
@@ -60,6 +64,8 @@ impl SessionIo {
 
     /// The pty is done with: whoever waits on it stops waiting.
     pub fn close(&self) {
+        // Taken out of the cell before dropped: a task may hold this `SessionIo` last.
+        drop(self.tasks.take());
         self.resume.close();
         self.input_ready.close();
         self.input_taken.close();
@@ -99,11 +105,11 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
     match Async::new(File::from(spawned.master)) {
         Ok(master) => {
             let io = Rc::new(SessionIo::new(pid, master));
-            let tasks = vec![
+            io.tasks.replace(vec![
                 driver.spawn(read_output(driver.clone(), io.clone())),
                 driver.spawn(write_input(io.clone())),
-            ];
-            driver.add_session(pid, io, tasks);
+            ]);
+            driver.add_session(pid, io);
             log::debug!("session {pid} started");
         }
         Err(e) => {

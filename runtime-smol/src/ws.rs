@@ -36,17 +36,26 @@ enum End {
     Writer,
 }
 
-/// Serves client `generation` of session `id` on `stream`, whose 101 answer is already
-/// sent; `early` holds bytes the client sent right after its request. `wake` is the
-/// client's wake-up, already registered with the driver.
-pub async fn serve(
-    driver: Rc<Driver>,
-    stream: Socket,
-    early: Vec<u8>,
-    id: SessionId,
-    generation: Generation,
-    wake: Wake,
-) {
+/// A client about to be served.
+pub struct Client {
+    /// Its session.
+    pub id: SessionId,
+    /// Its generation in the session.
+    pub generation: Generation,
+    /// Its wake-up, already registered with the driver.
+    pub wake: Wake,
+    /// Bytes it sent right after its request (frames the socket no longer holds).
+    pub early: Vec<u8>,
+}
+
+/// Serves `client` on `stream`, whose 101 answer is already sent.
+pub async fn serve(driver: Rc<Driver>, stream: Socket, client: Client) {
+    let Client {
+        id,
+        generation,
+        wake,
+        early,
+    } = client;
     tune(&stream);
     let ws = WebSocketStream::from_partially_read(
         stream,
