@@ -2,8 +2,8 @@
 //!
 //! - The reader (the connection's own thread, after the 101) blocks in `read`; text and
 //!   binary messages go to `server.input` (and the resulting input to the pty, see
-//!   [`crate::session`]), pings become pong requests for the writer, and
-//!   when the socket closes or breaks it calls `server.detach`.
+//!   [`InputQueue`]), pings become pong requests for the writer, and
+//!   when the socket closes or breaks it calls `server.detach`, then waits for the writer.
 //! - The writer waits on the client's [`ClientSignal`] (set by `Action::Wake`), then polls
 //!   `server.poll_transmit` until it returns `None`, writing each frame, and flushes once
 //!   per batch: bulk output leaves in large writes, an echo costs no timer.
@@ -12,142 +12,24 @@
 //! replies on the reader side go to a sink; the writer sends them instead), so frames
 //! never interleave. The server closes a socket only after the core's `Frame::Close`
 //! (exit, takeover, shutdown), or in answer to the client's close or a protocol error.
+//! [`serve`] returns once both threads are done with the socket.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 
-use axs_core::client::Generation;
 use axs_core::frame::Frame;
-use axs_core::limits::CLOSE_WAIT;
-use axs_core::server::SessionId;
+use axs_core::limits::{CLOSE_WAIT, FIRST_FRAME_MAX};
 use axs_host::ws;
 use tungstenite::protocol::{CloseFrame, Role};
-use tungstenite::{Bytes, Error, Message, WebSocket};
+use tungstenite::{Error, Message, WebSocket};
 
-use crate::session::InputQueue;
+use crate::handles::{ClientId, ClientSignal, ClientWork, End, InputQueue};
 use crate::shared::Shared;
 
 /// Stack size of the writer thread.
 const STACK_SIZE: usize = 256 * 1024;
-/// Largest first frame sent by the connection's own thread (it fits a fresh socket's buffer).
-const FIRST_FRAME_MAX: usize = 8 * 1024;
-/// Most pongs kept waiting (a ping flood gets answers to its latest pings only).
-const MAX_PONGS: usize = 8;
-
-/// Why the reader stopped, for the writer to answer.
-#[derive(Debug, Clone)]
-enum End {
-    /// The client sent a close: answer it.
-    PeerClosed(Option<CloseFrame>),
-    /// The client broke the protocol: close with this.
-    Broken(CloseFrame),
-    /// The socket ended without a close.
-    Vanished,
-}
-
-#[derive(Debug, Default)]
-struct Pending {
-    wake: bool,
-    pongs: Vec<Bytes>,
-    end: Option<End>,
-    gone: bool,
-    reader_done: bool,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        !self.wake && self.pongs.is_empty() && self.end.is_none() && !self.gone
-    }
-}
-
-/// The writer's wake-up: set under the server lock, never blocks.
-#[derive(Debug, Default)]
-pub struct ClientSignal {
-    pending: Mutex<Pending>,
-    changed: Condvar,
-}
-
-impl ClientSignal {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn update(&self, f: impl FnOnce(&mut Pending)) {
-        f(&mut self.lock());
-        self.changed.notify_all();
-    }
-
-    /// The core has something for this client (`Action::Wake`).
-    pub fn wake(&self) {
-        self.update(|p| p.wake = true);
-    }
-
-    /// The session is gone.
-    pub fn gone(&self) {
-        self.update(|p| p.gone = true);
-    }
-
-    fn pong(&self, payload: Bytes) {
-        self.update(|p| {
-            if p.pongs.len() == MAX_PONGS {
-                p.pongs.remove(0);
-            }
-            p.pongs.push(payload);
-        });
-    }
-
-    fn end(&self, end: End) {
-        self.update(|p| {
-            p.end.get_or_insert(end);
-        });
-    }
-
-    fn reader_finished(&self) {
-        self.update(|p| {
-            p.end.get_or_insert(End::Vanished);
-            p.reader_done = true;
-        });
-    }
-
-    /// Blocks until there is something to do, and takes it.
-    fn wait(&self) -> Pending {
-        let mut pending = self.lock();
-        while pending.is_empty() {
-            pending = self
-                .changed
-                .wait(pending)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        Pending {
-            wake: std::mem::take(&mut pending.wake),
-            pongs: std::mem::take(&mut pending.pongs),
-            end: pending.end.take(),
-            gone: pending.gone,
-            reader_done: pending.reader_done,
-        }
-    }
-
-    /// Waits up to `timeout` for the reader thread to end.
-    fn wait_reader(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut pending = self.lock();
-        while !pending.reader_done {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            pending = self
-                .changed
-                .wait_timeout(pending, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        true
-    }
-}
 
 /// The reader's side of the socket: writes (tungstenite's automatic replies) go nowhere.
 struct ReadHalf(TcpStream);
@@ -185,46 +67,34 @@ impl Write for WriteHalf {
     }
 }
 
-/// Who a client is.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientId {
-    /// The session.
-    pub id: SessionId,
-    /// The client's generation in it.
-    pub generation: Generation,
-}
-
 /// Serves an attached client on this thread (as its reader) plus a writer thread; returns
-/// when the socket is done and the client detached.
+/// when both are done with the socket and the client detached.
 pub fn serve(
     shared: &Arc<Shared>,
     client: ClientId,
     stream: TcpStream,
     early: Vec<u8>,
-    signal: Arc<ClientSignal>,
-    input: Option<Arc<InputQueue>>,
+    signal: &Arc<ClientSignal>,
+    input: Option<&InputQueue>,
 ) {
-    if let Err(e) = start_writer(shared, client, &stream, &signal) {
-        log::warn!("session {}: cannot serve a client: {e}", client.id);
-    } else {
-        let ws = WebSocket::from_partially_read(
-            ReadHalf(stream),
-            early,
-            Role::Server,
-            Some(ws::config()),
-        );
-        read_messages(shared, client, ws, &signal, input.as_deref());
+    let writer = start_writer(shared, client, &stream, signal);
+    match &writer {
+        Ok(_) => {
+            let ws = WebSocket::from_partially_read(
+                ReadHalf(stream),
+                early,
+                Role::Server,
+                Some(ws::config()),
+            );
+            read_messages(shared, client, ws, signal, input);
+        }
+        Err(e) => log::warn!("session {}: cannot serve a client: {e}", client.id),
     }
-    detach(shared, client);
+    shared.with_state(|state, now| state.detach(client, now));
     signal.reader_finished();
-}
-
-/// Forgets a client: its socket is done.
-pub fn detach(shared: &Shared, client: ClientId) {
-    shared.with_state(|state, now| {
-        state.clients.remove(&(client.id, client.generation));
-        state.server.detach(client.id, client.generation, now);
-    });
+    if let Ok(writer) = writer {
+        let _ = writer.join();
+    }
 }
 
 fn start_writer(
@@ -232,7 +102,7 @@ fn start_writer(
     client: ClientId,
     stream: &TcpStream,
     signal: &Arc<ClientSignal>,
-) -> io::Result<()> {
+) -> io::Result<JoinHandle<()>> {
     let socket = stream.try_clone()?;
     let mut ws = WebSocket::from_raw_socket(
         WriteHalf(stream.try_clone()?),
@@ -243,27 +113,10 @@ fn start_writer(
     // on a busy machine a new thread can wait milliseconds for a CPU.
     let first = send_first(shared, client, &mut ws);
     let (shared, signal) = (Arc::clone(shared), Arc::clone(signal));
-    shared.count_writer(true);
-    let counted = Arc::clone(&shared);
-    let spawned = thread::Builder::new()
+    thread::Builder::new()
         .name(format!("ws-write-{}-{}", client.id, client.generation))
         .stack_size(STACK_SIZE)
-        .spawn(move || {
-            let _count = WriterCount(&shared);
-            write_frames(&shared, client, ws, &socket, &signal, first);
-        });
-    spawned
-        .map(drop)
-        .inspect_err(|_| counted.count_writer(false))
-}
-
-/// Counts the writer out when its thread ends, even by a panic.
-struct WriterCount<'a>(&'a Shared);
-
-impl Drop for WriterCount<'_> {
-    fn drop(&mut self) {
-        self.0.count_writer(false);
-    }
+        .spawn(move || write_frames(&shared, client, ws, &socket, &signal, first))
 }
 
 fn read_messages(
@@ -400,32 +253,28 @@ fn write_loop(
     ws: &mut Ws,
     signal: &ClientSignal,
 ) -> Result<Finish, Error> {
-    // More of the replay may be waiting: poll once before the first wake-up.
-    let mut pending = Pending {
-        wake: true,
-        ..Pending::default()
-    };
+    let mut work = ClientWork::first();
     loop {
-        for payload in pending.pongs.drain(..) {
+        for payload in work.pongs.drain(..) {
             ws.write(Message::Pong(payload))?;
         }
-        match pending.end.take() {
+        match work.end.take() {
             // The client's code and reason, echoed (RFC 6455 section 5.5.1), as axs does.
             Some(End::PeerClosed(frame)) => return answer_close(ws, frame),
             Some(End::Broken(frame)) => return answer_close(ws, Some(frame)),
             Some(End::Vanished) => return Ok(Finish::Drop),
             None => {}
         }
-        if pending.wake {
+        if work.wake {
             if let Some(finish) = transmit(shared, client, ws)? {
                 return Ok(finish);
             }
         }
         ws.flush()?;
-        if pending.gone {
+        if work.gone {
             return Ok(Finish::Drop);
         }
-        pending = signal.wait();
+        work = signal.wait();
     }
 }
 
