@@ -37,14 +37,6 @@ pub const LINGER_LIMIT: Duration = Duration::from_secs(30);
 // A limit at or below the idle wait would make the idle wait meaningless.
 const _: () = assert!(LINGER_LIMIT.as_millis() > LINGER_IDLE.as_millis());
 
-/// The runtimes' drain before they use [`crate::conn::Connection`]; the core's
-/// connection uses [`LINGER_IDLE`] and [`LINGER_LIMIT`]. Goes with the runtimes' copies.
-pub const LINGER: Duration = LINGER_IDLE;
-
-/// The runtimes' byte bound on the drain before they use [`crate::conn::Connection`],
-/// which bounds it in time only. Goes with the runtimes' copies.
-pub const LINGER_BYTES: usize = 4 * 1024 * 1024;
-
 /// Bytes a runtime reads from an HTTP connection at once: a whole ordinary request head
 /// in one read, and little memory per connection while a body streams in.
 pub const CONN_READ_CHUNK: usize = 16 * 1024;
