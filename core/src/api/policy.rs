@@ -474,8 +474,13 @@ mod tests {
     fn debug_hides_the_token() {
         let policy = Policy {
             token: Some("s3cret".into()),
+            view_token: Some("v13w".into()),
             ..Policy::loopback(8767)
         };
-        assert!(!format!("{policy:?}").contains("s3cret"));
+        let debug = format!("{policy:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("v13w"),
+            "{debug}"
+        );
     }
 }
