@@ -2,8 +2,9 @@
 //!
 //! Invariants: `cursor` only moves forward; `drops` lie in `[cursor, replay_end)`, sorted and
 //! disjoint; the client is *replay pending* while `cursor < replay_end` and *live* after.
-//! A client that is `lagging` does not hold the program back; it is the only kind of client
-//! whose cursor may jump forward (a skip).
+//! A client that is `lagging` or a `viewer` does not hold the program back; these are the
+//! only kinds of client whose cursor may jump forward (a skip). A viewer's input never
+//! reaches the program.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -33,6 +34,8 @@ pub(crate) struct Client {
     pub replay_end: u64,
     /// Opted in to control messages (text frames other than the exit message).
     pub control: bool,
+    /// A read-only viewer: its input is dropped, it never holds the program back.
+    pub viewer: bool,
     /// Owe the client a `live` control message when the replay ends.
     pub announce_live: bool,
     /// State-restoring bytes still to send before the stream bytes at `cursor`.
@@ -61,6 +64,12 @@ impl Client {
         } else {
             ClientPhase::Live
         }
+    }
+
+    /// True when the program waits for this client: it reads (not lagging), is not
+    /// closing, and is not a viewer.
+    pub fn holds_back(&self) -> bool {
+        !self.lagging && !self.viewer && self.close.is_none()
     }
 
     /// Moves the cursor past any dropped range it stands in, and forgets ranges behind it.

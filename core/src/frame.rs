@@ -110,7 +110,8 @@ impl ExitStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Control {
     /// Sent on attach: the generation, the stream offset the output starts at, the head at
-    /// attach, and whether this is a resume (only missed bytes follow) or a full replay.
+    /// attach, whether this is a resume (only missed bytes follow) or a full replay, and
+    /// whether the client is a read-only viewer.
     Attached {
         /// The client's generation.
         generation: u64,
@@ -120,6 +121,8 @@ pub enum Control {
         head: u64,
         /// True when `since` was honoured and only missed bytes follow.
         resumed: bool,
+        /// True when the client is a read-only viewer (its input is dropped).
+        viewer: bool,
     },
     /// The replay is over: from here on, output bytes are the stream from `offset` on, untouched.
     Live {
@@ -149,9 +152,16 @@ impl Control {
                 offset,
                 head,
                 resumed,
+                viewer,
             } => json(&Tagged {
                 kind: "attached",
-                data: serde_json::json!({"generation": generation, "offset": offset, "head": head, "resumed": resumed}),
+                data: serde_json::json!({
+                    "generation": generation,
+                    "offset": offset,
+                    "head": head,
+                    "resumed": resumed,
+                    "viewer": viewer,
+                }),
             }),
             Control::Live { offset } => json(&Tagged {
                 kind: "live",

@@ -47,15 +47,18 @@
 //!    effects left out and the state prefix put in front.
 //! 2. A replay starts no earlier than the ring holds and at a safe cut: never inside a
 //!    UTF-8 character or an escape sequence, at a line start when one is near.
-//! 3. Takeover: the owner is always the highest attached generation; an older client's
-//!    events never affect a newer one, and stale generations are ignored.
+//! 3. Takeover: the owner is always the highest attached generation that is not a viewer;
+//!    an older client's events never affect a newer one, and stale generations are ignored.
 //! 4. Each client gets the exit message exactly once, after all of its output, with the
 //!    real exit code or signal, and then a close.
 //! 5. Memory per session is bounded by the ring (scrollback + one pty read) plus one frame
 //!    per client. The pty is paused only while a *reading* client is a full scrollback
 //!    behind and resumed once it caught up; a client that took nothing for the stall
-//!    timeout stops holding the program back and is the only kind ever skipped forward.
+//!    timeout stops holding the program back and, with viewers, is the only kind ever
+//!    skipped forward.
 //! 6. No input sequence panics; the same inputs give the same outputs.
+//! 7. Viewers: nothing a viewer does reaches the program's input, size or lifetime, pauses
+//!    it, or changes what any other client receives (`core/tests/viewers.rs`).
 //!
 //! # Modules
 //!

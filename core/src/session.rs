@@ -30,6 +30,16 @@
 //! the stall timeout is marked lagging: it stops holding the program back, and when it
 //! reads again its cursor jumps to a safe cut in the replay window. Nobody is closed for
 //! being slow. Memory: the ring, plus per client a state prefix and queued control text.
+//!
+//! # Viewers
+//!
+//! A client attached with [`AttachPolicy::View`] is a read-only viewer: it gets the same
+//! replay, live output and exit as any client, but its input is dropped (and counted,
+//! [`Session::dropped_viewer_input`]), it never takes over and a takeover never closes it,
+//! and it never holds the program back: it counts for neither pausing nor the stall clock,
+//! and once it is a full scrollback behind it is skipped forward to a safe cut at its next
+//! transmit, whatever the stall timeout. So no sequence of viewer actions changes the
+//! program's input, size or lifetime, or causes [`Action::PausePty`].
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -183,6 +193,8 @@ pub struct Session {
     next_generation: Generation,
     clients: Vec<Client>,
     actions: VecDeque<Action>,
+    /// Input messages from viewers, dropped.
+    dropped_viewer_input: u64,
 }
 
 impl Session {
@@ -201,6 +213,7 @@ impl Session {
             next_generation: 1,
             clients: Vec::new(),
             actions: VecDeque::new(),
+            dropped_viewer_input: 0,
         }
     }
 
@@ -278,6 +291,16 @@ impl Session {
             .map(|c| c.generation)
     }
 
+    /// True when this attached client is a read-only viewer.
+    pub fn is_viewer(&self, generation: Generation) -> bool {
+        self.client(generation).is_some_and(|c| c.viewer)
+    }
+
+    /// How many input messages from viewers were dropped.
+    pub fn dropped_viewer_input(&self) -> u64 {
+        self.dropped_viewer_input
+    }
+
     /// A client's cursor, phase and lagging flag, if it is attached.
     pub fn client_state(&self, generation: Generation) -> Option<(u64, ClientPhase, bool)> {
         self.client(generation)
@@ -303,7 +326,8 @@ impl Session {
     pub fn attach(&mut self, options: &AttachOptions, now: Time) -> Generation {
         let generation = self.next_generation;
         self.next_generation += 1;
-        if options.policy.unwrap_or(self.config.policy) == AttachPolicy::Takeover {
+        let policy = options.policy.unwrap_or(self.config.policy);
+        if policy == AttachPolicy::Takeover {
             self.close_all(CloseReason::TakenOver);
         }
         let control = options.control || options.since.is_some();
@@ -313,6 +337,7 @@ impl Session {
             cursor: head,
             replay_end: head,
             control,
+            viewer: policy == AttachPolicy::View,
             announce_live: control,
             prefix: Vec::new(),
             drops: VecDeque::new(),
@@ -348,6 +373,7 @@ impl Session {
                 offset: client.cursor,
                 head,
                 resumed: resumable.is_some(),
+                viewer: client.viewer,
             };
             client.texts.push_front(attached.to_json());
         }
@@ -381,9 +407,14 @@ impl Session {
         client.announce_live = client.control;
     }
 
-    /// Marks every attached client to be closed with `reason` at its next transmit.
+    /// Marks every attached client but the viewers to be closed with `reason` at its next
+    /// transmit.
     fn close_all(&mut self, reason: CloseReason) {
-        for client in self.clients.iter_mut().filter(|c| c.close.is_none()) {
+        let closing = self
+            .clients
+            .iter_mut()
+            .filter(|c| c.close.is_none() && !c.viewer);
+        for client in closing {
             client.close = Some(reason);
             client.texts.clear();
             client.prefix.clear();
@@ -404,9 +435,16 @@ impl Session {
     }
 
     /// Input from a client, for the program. Ignored from unknown or closing clients and
-    /// once the program has exited.
+    /// once the program has exited; dropped (and counted) from viewers.
     pub fn input(&mut self, generation: Generation, bytes: &[u8]) {
-        let attached = self.client(generation).is_some_and(|c| c.close.is_none());
+        let Some(client) = self.client(generation) else {
+            return;
+        };
+        if client.viewer {
+            self.dropped_viewer_input += 1;
+            return;
+        }
+        let attached = client.close.is_none();
         if attached && !bytes.is_empty() && self.phase == Phase::Running {
             self.actions.push_back(Action::WritePty(bytes.to_vec()));
         }
@@ -523,12 +561,14 @@ impl Session {
     }
 
     /// A client whose cursor fell out of the replay window jumps to a safe cut in it.
-    /// Only a lagging client can be there, except when the runtime read more than allowed.
+    /// Only a lagging client or a viewer can be there, except when the runtime read more
+    /// than allowed.
     fn skip_if_behind(&mut self, index: usize) {
         let window = self.window_start();
         let client = &self.clients[index];
         let evicted = client.cursor < self.ring.start();
-        if !(evicted || (client.lagging && client.cursor < window)) {
+        let unheld = client.lagging || client.viewer;
+        if !(evicted || (unheld && client.cursor < window)) {
             return;
         }
         let mut client = self.clients[index].clone();
@@ -606,7 +646,7 @@ impl Session {
         }
         let head = self.ring.end();
         let stall = self.config.stall_timeout;
-        for client in self.clients.iter_mut().filter(|c| !c.lagging) {
+        for client in self.clients.iter_mut().filter(|c| !c.lagging && !c.viewer) {
             if client.cursor < head && client.waiting_since.is_some_and(|t| t.after(stall) <= now) {
                 client.lagging = true;
             }
@@ -627,12 +667,13 @@ impl Session {
         }
     }
 
-    /// How far behind the head the slowest reading (not lagging, not closing) client is.
+    /// How far behind the head the slowest reading (not lagging, not closing, not viewing)
+    /// client is.
     fn max_reading_gap(&self) -> u64 {
         let head = self.ring.end();
         self.clients
             .iter()
-            .filter(|c| !c.lagging && c.close.is_none())
+            .filter(|c| c.holds_back())
             .map(|c| head.saturating_sub(c.cursor))
             .max()
             .unwrap_or(0)
@@ -664,7 +705,7 @@ impl Session {
         let stall_deadline = if self.paused && !self.is_exited() {
             self.clients
                 .iter()
-                .filter(|c| !c.lagging && c.close.is_none())
+                .filter(|c| c.holds_back())
                 .filter_map(|c| c.waiting_since)
                 .min()
                 .map(|t| t.after(self.config.stall_timeout))

@@ -24,7 +24,7 @@ fn server() -> Server {
 }
 
 fn post(path: &str) -> RequestHead {
-    let raw = format!("POST {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let raw = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8767\r\n\r\n");
     match parse_head(raw.as_bytes()).unwrap() {
         HeadParse::Complete { head, .. } => head,
         HeadParse::Partial => panic!("incomplete head"),

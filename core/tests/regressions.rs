@@ -61,7 +61,7 @@ fn head(raw: &str) -> RequestHead {
 }
 fn create(s: &mut Server, pid: u32) {
     let r = s.request(
-        &head("POST /terminals HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &head("POST /terminals HTTP/1.1\r\nHost: 127.0.0.1:8767\r\n\r\n"),
         br#"{"cols":80,"rows":24}"#,
         Time::ZERO,
     );
@@ -70,7 +70,7 @@ fn create(s: &mut Server, pid: u32) {
 }
 fn ws(s: &mut Server, pid: u32) -> u64 {
     let h = head(&format!(
-        "GET /terminals/{pid} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /terminals/{pid} HTTP/1.1\r\nHost: 127.0.0.1:8767\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ));
     match s.request(&h, b"", Time::ZERO) {
@@ -109,7 +109,7 @@ fn reused_pid_remove_is_not_seen_for_a_registered_session() {
 fn a_spawn_finishing_during_shutdown_is_terminated() {
     let mut s = server();
     let r = s.request(
-        &head("POST /terminals HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &head("POST /terminals HTTP/1.1\r\nHost: 127.0.0.1:8767\r\n\r\n"),
         br#"{"cols":80,"rows":24}"#,
         Time::ZERO,
     );
@@ -216,7 +216,7 @@ fn eviction_spares_a_session_whose_client_still_awaits_its_close() {
         Some(Frame::Text(_))
     )); // exit JSON
     let _ = s.request(
-        &head("POST /terminals HTTP/1.1\r\nHost: x\r\n\r\n"),
+        &head("POST /terminals HTTP/1.1\r\nHost: 127.0.0.1:8767\r\n\r\n"),
         br#"{"cols":80,"rows":24}"#,
         Time::ZERO,
     );

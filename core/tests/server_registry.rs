@@ -30,12 +30,14 @@ fn head(raw: &str) -> RequestHead {
 }
 
 fn post(path: &str) -> RequestHead {
-    head(&format!("POST {path} HTTP/1.1\r\nHost: x\r\n\r\n"))
+    head(&format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8767\r\n\r\n"
+    ))
 }
 
 fn upgrade(path: &str) -> RequestHead {
     head(&format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8767\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ))
 }
@@ -267,13 +269,15 @@ fn terminate_reads_no_body_so_no_body_can_refuse_it() {
         "Content-Length: nope\r\n",
     ] {
         let h = head(&format!(
-            "POST /terminals/700/terminate HTTP/1.1\r\nHost: x\r\n{extra}\r\n"
+            "POST /terminals/700/terminate HTTP/1.1\r\nHost: 127.0.0.1:8767\r\n{extra}\r\n"
         ));
         assert_eq!(server.body_len(&h).map_err(|r| r.status), Ok(0), "{extra}");
         assert_eq!(status(&server.request(&h, b"", Time::ZERO)), 200, "{extra}");
     }
     // Other routes still refuse what they cannot read.
-    let chunked = head("POST /terminals HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let chunked = head(
+        "POST /terminals HTTP/1.1\r\nHost: 127.0.0.1:8767\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
     assert_eq!(server.body_len(&chunked).map_err(|r| r.status), Err(411));
 }
 

@@ -35,6 +35,10 @@ pub struct StartUp {
 pub fn start_up(args: impl IntoIterator<Item = OsString>) -> StartUp {
     axs_pty::logging::init();
     let config = cli::parse_args(args).unwrap_or_else(|exit| cli_exit(&exit));
+    for warning in cli::startup_warnings(&config) {
+        // Straight to stderr, not through the log: one line whatever RUST_LOG says.
+        eprintln!("axs: {warning}");
+    }
     let program = session_program(&config).unwrap_or_else(|e| fail_startup(&e));
     let ip = bind_address(config.bind).unwrap_or_else(|e| fail_startup(&e));
     let listener = bind_listener(ip, config.port).unwrap_or_else(|e| fail_startup(&e.to_string()));

@@ -38,7 +38,9 @@ pub use ready_pipe::{
     signal_error, signal_ready, ReadyPipeError, DEFAULT_READY_TIMEOUT, READY_PIPE_ENV,
 };
 pub use sigchld::SigchldPipe;
-pub use spawn::{error_text, spawn, SpawnError, SpawnOptions, Spawned, DEFAULT_TERM};
+pub use spawn::{
+    error_text, spawn, SpawnError, SpawnOptions, Spawned, DEFAULT_TERM, SERVER_ONLY_ENV,
+};
 pub use status::{signal_name, try_wait, wait_blocking, ExitStatus};
 pub use terminate::{group_alive, hangup_group, kill_group, terminate};
 pub use user::{current_user, UserEntry};

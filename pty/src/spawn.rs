@@ -12,6 +12,12 @@ use crate::child::{ChildSetup, FdSweep};
 use crate::pty::{open_pair, SlaveOpen, WinSize};
 use crate::ready_pipe::READY_PIPE_ENV;
 
+/// The server's own variables that no spawned program may see: the ready pipe (a
+/// program writing to it would fake a start-up), and the tokens (a program, or anything
+/// it prints or uploads, must not learn the keys to every other shell). Anything that
+/// starts programs without [`spawn`] must remove these too.
+pub const SERVER_ONLY_ENV: &[&str] = &[READY_PIPE_ENV, "AXS_TOKEN", "AXS_VIEW_TOKEN"];
+
 /// What to run and how.
 #[derive(Debug, Clone, Default)]
 pub struct SpawnOptions {
@@ -156,16 +162,19 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, SpawnError> {
     })
 }
 
-/// Builds the command: program, args, environment with TERM and without the ready pipe.
+/// Builds the command: program, args, environment with TERM and without the server's
+/// own variables ([`SERVER_ONLY_ENV`]), even when `opts.env` names them.
 fn command(opts: &SpawnOptions) -> Command {
     let mut cmd = Command::new(&opts.program);
     cmd.args(&opts.args);
-    cmd.env_remove(READY_PIPE_ENV);
+    for name in SERVER_ONLY_ENV {
+        cmd.env_remove(name);
+    }
     if !opts.env.iter().any(|(k, _)| k == "TERM") {
         cmd.env("TERM", DEFAULT_TERM);
     }
     for (key, value) in &opts.env {
-        if key != READY_PIPE_ENV {
+        if !SERVER_ONLY_ENV.iter().any(|name| key == name) {
             cmd.env(key, value);
         }
     }

@@ -73,6 +73,14 @@ macro_rules! __with_cases {
             shutdown_sigterm,
             shutdown_kills_hup_ignoring_command,
             connection_flood,
+            viewer_watches_and_cannot_act,
+            view_token_alone_only_watches,
+            attach_view_by_choice,
+            viewer_never_holds_a_flood_back,
+            no_axs_variables_in_sessions,
+            host_header_checked_on_loopback,
+            allow_any_origin_warning,
+            short_token_refused_off_loopback,
         }
     };
 }

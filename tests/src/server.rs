@@ -93,7 +93,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Spawns `bin args` with `env` added (RUST_LOG, AXS_TOKEN and AXS_READY_PIPE are
+    /// Spawns `bin args` with `env` added (RUST_LOG, AXS_TOKEN, AXS_VIEW_TOKEN and AXS_READY_PIPE are
     /// removed from the inherited environment first; `AXS_TEST_LOG` passes through as RUST_LOG).
     pub fn spawn(bin: &Path, args: &[String], env: &[(&str, &str)]) -> Proc {
         let dir = TempDir::new("server");
@@ -103,6 +103,7 @@ impl Proc {
         cmd.args(args)
             .env_remove("RUST_LOG")
             .env_remove("AXS_TOKEN")
+            .env_remove("AXS_VIEW_TOKEN")
             .env_remove("AXS_READY_PIPE")
             .env_remove("AXS_PTY_PEER")
             .stdin(Stdio::null())

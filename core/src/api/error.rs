@@ -33,6 +33,10 @@ pub enum ApiError {
     Unauthorized,
     /// The request's `Origin` is not allowed (403).
     OriginNotAllowed(String),
+    /// The request's `Host` does not name this loopback listener (403): DNS rebinding.
+    HostNotAllowed(String),
+    /// The request carries only the view token and asks for more than watching (403).
+    ViewOnly,
     /// No route has this path (404).
     NotFound(String),
     /// No session has this id (404); raised by the session registry.
@@ -89,7 +93,7 @@ impl ApiError {
             | ApiError::NotAWebSocket
             | ApiError::BadCwd(_) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::OriginNotAllowed(_) => 403,
+            ApiError::OriginNotAllowed(_) | ApiError::HostNotAllowed(_) | ApiError::ViewOnly => 403,
             ApiError::NotFound(_) | ApiError::UnknownSession(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::LengthRequired => 411,
@@ -147,6 +151,15 @@ impl fmt::Display for ApiError {
             ApiError::OriginNotAllowed(origin) => write!(
                 f,
                 "origin {origin} is not allowed (start the server with --allow-any-origin to allow it)"
+            ),
+            ApiError::HostNotAllowed(host) => write!(
+                f,
+                "host {host:?} is not allowed: this server listens on loopback and answers \
+                 only to 127.0.0.1, localhost and [::1]"
+            ),
+            ApiError::ViewOnly => f.write_str(
+                "the view token only allows watching (GET /status and attaching as a viewer); \
+                 this needs the full token",
             ),
             ApiError::NotFound(path) => write!(f, "no such endpoint: {path}"),
             ApiError::UnknownSession(id) => write!(f, "no terminal session with id {id}"),

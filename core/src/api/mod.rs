@@ -33,9 +33,15 @@
 //! - Origin ([`Policy::origin_allowed`]): WebSocket upgrades, POSTs and preflights are
 //!   refused with 403 when they carry an `Origin` that is not allowed. Requests without
 //!   `Origin` (curl, native clients) pass. `--allow-any-origin` opens it.
+//! - Host ([`Policy::check_host`]): on a loopback listener, a `Host` other than
+//!   `127.0.0.1`, `localhost`, `[::1]` or the bound address (any port) is refused with 403
+//!   before anything else (DNS rebinding); a request without `Host` passes.
 //! - Token ([`Policy::check_token`]): when set, every route but `GET /status` and the
 //!   preflight needs it (401), as `Authorization: Bearer T`, `X-Axs-Token: T` or `?token=T`
 //!   (for browsers' WebSocket, which cannot set headers).
+//! - View token: a request carrying only it ([`Access::View`]) may `GET /status`, `GET /`
+//!   and attach, always as a viewer ([`AttachPolicy::View`]); every other route is 403.
+//!   `?attach=view` makes any client a viewer by choice.
 //! - Body size ([`check_body_len`]): 413 beyond [`Policy::max_body`].
 //!
 //! Errors are [`ApiError`]s; [`ApiError::status`] maps each to its status in one place and
@@ -49,7 +55,7 @@ mod route;
 
 pub use ansi::strip_ansi;
 pub use error::ApiError;
-pub use policy::{check_body_len, cors_headers, Policy, DEFAULT_MAX_BODY};
+pub use policy::{check_body_len, cors_headers, Access, Policy, DEFAULT_MAX_BODY};
 pub use respond::{
     answer, command_error, command_failed, command_output, created, index, preflight, status_ok,
     success, websocket_accept, websocket_accept_key,

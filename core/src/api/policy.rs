@@ -1,11 +1,14 @@
-//! Who may call the API: Origin policy, token check, CORS headers, body limit.
+//! Who may call the API: Host and Origin policy, token checks, CORS headers, body limit.
 //!
 //! Invariants: a request with an `Origin` outside the allowed set never reaches a
-//! WebSocket upgrade or a POST (unless `allow_any_origin`); when a token is set, no route
-//! but `GET /status` and the CORS preflight runs without it; token comparison takes the
-//! same time wherever the first difference is.
+//! WebSocket upgrade or a POST (unless `allow_any_origin`); on a loopback listener a
+//! request naming a `Host` other than a loopback name or the bound address reaches no
+//! route (DNS rebinding); when a token or a view token is set, no route but `GET /status`
+//! and the CORS preflight runs without one of them; a request carrying only the view token
+//! has [`Access::View`], never more; token comparison takes the same time wherever the
+//! first difference is.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::ApiError;
 use crate::http::RequestHead;
@@ -20,6 +23,12 @@ pub struct Policy {
     pub allow_any_origin: bool,
     /// The token every route but `GET /status` and preflights needs, when set.
     pub token: Option<String>,
+    /// The view token (`--view-token`): a request carrying it may only watch
+    /// ([`Access::View`]).
+    pub view_token: Option<String>,
+    /// The address the listener is bound to: on loopback, only loopback names and this
+    /// address are accepted as `Host`.
+    pub bound: SocketAddr,
     /// Origins allowed besides requests without `Origin` (exact, case-insensitive match).
     pub own_origins: Vec<String>,
     /// Largest accepted request body in bytes.
@@ -32,6 +41,8 @@ impl std::fmt::Debug for Policy {
         f.debug_struct("Policy")
             .field("allow_any_origin", &self.allow_any_origin)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("view_token", &self.view_token.as_ref().map(|_| "<set>"))
+            .field("bound", &self.bound)
             .field("own_origins", &self.own_origins)
             .field("max_body", &self.max_body)
             .finish()
@@ -69,6 +80,8 @@ impl Policy {
         Policy {
             allow_any_origin: false,
             token: None,
+            view_token: None,
+            bound,
             own_origins,
             max_body: DEFAULT_MAX_BODY,
         }
@@ -103,33 +116,121 @@ impl Policy {
         }
     }
 
-    /// Refuses (401) a request without the token, when one is set.
+    /// What the request may do, from the tokens it carries; 401 when a token or view
+    /// token is set and it carries neither.
     ///
-    /// Accepted: `Authorization: Bearer T`, `X-Axs-Token: T`, query `?token=T`.
-    pub fn check_token(&self, head: &RequestHead) -> Result<(), ApiError> {
-        let Some(token) = &self.token else {
+    /// Accepted: `Authorization: Bearer T`, `X-Axs-Token: T`, query `?token=T` (for either
+    /// token). The full token wins over the view token; without a full token configured, a
+    /// request carrying no token has full rights (a loopback listener without `--token`)
+    /// and one carrying the view token is a viewer.
+    pub fn check_token(&self, head: &RequestHead) -> Result<Access, ApiError> {
+        let offered = offered_tokens(head);
+        if self
+            .token
+            .as_deref()
+            .is_some_and(|t| any_matches(&offered, t))
+        {
+            return Ok(Access::Full);
+        }
+        if self
+            .view_token
+            .as_deref()
+            .is_some_and(|v| any_matches(&offered, v))
+        {
+            return Ok(Access::View);
+        }
+        if self.token.is_none() {
+            return Ok(Access::Full);
+        }
+        Err(ApiError::Unauthorized)
+    }
+
+    /// Refuses (403) a request to a loopback listener whose `Host` is not `127.0.0.1`,
+    /// `localhost`, `[::1]` or the bound address, with any port: a web page that rebinds
+    /// its own name to 127.0.0.1 sends its name, never one of these.
+    ///
+    /// A request without `Host` passes: only HTTP/1.0 tools omit it, and browsers (the
+    /// only way a rebinding page reaches us) always send it.
+    pub fn check_host(&self, head: &RequestHead) -> Result<(), ApiError> {
+        if !self.bound.ip().is_loopback() {
+            return Ok(());
+        }
+        let Some(host) = head.header("host") else {
             return Ok(());
         };
-        let bearer = head
-            .header("authorization")
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim());
-        let offered = [
-            bearer,
-            head.header("x-axs-token"),
-            head.query_param("token"),
-        ];
-        // Compare every candidate so the time does not reveal which one was sent.
-        let matched = offered
-            .iter()
-            .flatten()
-            .fold(false, |ok, t| ct_eq(t.as_bytes(), token.as_bytes()) | ok);
-        if matched {
+        if self.host_allowed(host) {
             Ok(())
         } else {
-            Err(ApiError::Unauthorized)
+            Err(ApiError::HostNotAllowed(host.to_string()))
         }
+    }
+
+    /// True when `host` (a `Host` header value) names this loopback listener.
+    fn host_allowed(&self, host: &str) -> bool {
+        let name = host_name(host.trim());
+        if name.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        let literal = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
+        match literal.parse::<IpAddr>() {
+            Ok(ip) => {
+                ip == self.bound.ip()
+                    || ip == IpAddr::from([127, 0, 0, 1])
+                    || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// What a request may do, decided by [`Policy::check_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Everything the API offers.
+    Full,
+    /// Watch only: `GET /status`, `GET /` and attaching as a viewer.
+    View,
+}
+
+/// The tokens a request offers, wherever it may carry them.
+fn offered_tokens(head: &RequestHead) -> [Option<&str>; 3] {
+    let bearer = head
+        .header("authorization")
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    [
+        bearer,
+        head.header("x-axs-token"),
+        head.query_param("token"),
+    ]
+}
+
+/// True when any offered token equals `token`. Every candidate is compared, so the time
+/// does not reveal which one was sent.
+fn any_matches(offered: &[Option<&str>], token: &str) -> bool {
+    offered
+        .iter()
+        .flatten()
+        .fold(false, |ok, t| ct_eq(t.as_bytes(), token.as_bytes()) | ok)
+}
+
+/// The host part of a `Host` value: `[::1]:80` gives `[::1]`, `localhost:80` `localhost`.
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
     }
 }
 
@@ -373,8 +474,13 @@ mod tests {
     fn debug_hides_the_token() {
         let policy = Policy {
             token: Some("s3cret".into()),
+            view_token: Some("v13w".into()),
             ..Policy::loopback(8767)
         };
-        assert!(!format!("{policy:?}").contains("s3cret"));
+        let debug = format!("{policy:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("v13w"),
+            "{debug}"
+        );
     }
 }

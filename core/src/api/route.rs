@@ -1,14 +1,15 @@
 //! The route table: a request head and body in, a [`Route`] or an [`ApiError`] out.
 //!
-//! Order of checks, so every request gets the most useful answer: unknown path (404),
-//! preflight (origin only), wrong method (405), origin (403), token (401), then the
-//! route's own parameters and body (400, 426).
+//! Order of checks, so every request gets the most useful answer: `Host` on a loopback
+//! listener (403, before anything else so a rebinding page learns nothing), unknown path
+//! (404), preflight (origin only), wrong method (405), origin (403), token (401), what a
+//! viewer may do (403), then the route's own parameters and body (400, 426).
 
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{ApiError, Policy};
+use super::{Access, ApiError, Policy};
 use crate::http::{Method, RequestHead};
 
 /// Largest accepted `cols` and `rows`; the smallest is 1. Far beyond any real screen,
@@ -46,20 +47,24 @@ pub enum AttachPolicy {
     /// Every client gets all output; any client's input goes to the program.
     #[default]
     Shared,
-    /// The newest client owns the session; attaching detaches the older ones.
+    /// The newest client owns the session; attaching detaches the older ones (viewers
+    /// stay).
     Takeover,
+    /// A read-only viewer: gets all output, its input is dropped, it never takes over and
+    /// never holds the program back.
+    View,
 }
 
 impl AttachPolicy {
-    /// Parses `shared` or `takeover` (ASCII case-insensitive).
+    /// Parses `shared`, `takeover` or `view` (ASCII case-insensitive).
     pub fn parse(s: &str) -> Option<AttachPolicy> {
-        if s.eq_ignore_ascii_case("shared") {
-            Some(AttachPolicy::Shared)
-        } else if s.eq_ignore_ascii_case("takeover") {
-            Some(AttachPolicy::Takeover)
-        } else {
-            None
-        }
+        [
+            AttachPolicy::Shared,
+            AttachPolicy::Takeover,
+            AttachPolicy::View,
+        ]
+        .into_iter()
+        .find(|p| s.eq_ignore_ascii_case(p.as_str()))
     }
 
     /// The policy's name as the CLI and query spell it.
@@ -67,11 +72,13 @@ impl AttachPolicy {
         match self {
             AttachPolicy::Shared => "shared",
             AttachPolicy::Takeover => "takeover",
+            AttachPolicy::View => "view",
         }
     }
 }
 
 /// A WebSocket attach to a session: `GET /terminals/{id}?since=N&control=1&attach=takeover`.
+/// A request with only the view token always attaches with [`AttachPolicy::View`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachRequest {
     /// The session id.
@@ -80,7 +87,8 @@ pub struct AttachRequest {
     pub since: Option<u64>,
     /// The client opted in to control messages (`?control=1`, or `since` given).
     pub control: bool,
-    /// The attach policy this client asks for (`?attach=shared|takeover`); `None`: the server's.
+    /// The attach policy this client asks for (`?attach=shared|takeover|view`); `None`: the
+    /// server's.
     pub policy: Option<AttachPolicy>,
     /// The `Sec-WebSocket-Key`, for the 101 answer.
     pub key: String,
@@ -181,6 +189,14 @@ impl Endpoint {
         }
     }
 
+    /// Endpoints a viewer may reach: the page, the status, and attaching (as a viewer).
+    fn open_to_viewers(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Index | Endpoint::Status | Endpoint::Terminal(_)
+        )
+    }
+
     /// Endpoints that act (WebSocket upgrades and POSTs) are subject to the Origin policy.
     fn checks_origin(self) -> bool {
         !matches!(self, Endpoint::Index | Endpoint::Status)
@@ -198,6 +214,7 @@ fn parse_id(s: &str) -> Option<u32> {
 
 /// Routes a request: the full table of the module docs, with every policy check.
 pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, ApiError> {
+    policy.check_host(head)?;
     let endpoint =
         Endpoint::find(&head.path).ok_or_else(|| ApiError::NotFound(head.path.clone()))?;
     if head.method == Method::Options {
@@ -212,8 +229,13 @@ pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, 
     if endpoint.checks_origin() {
         policy.check_origin(head)?;
     }
-    if endpoint != Endpoint::Status {
-        policy.check_token(head)?;
+    let access = if endpoint == Endpoint::Status {
+        Access::Full
+    } else {
+        policy.check_token(head)?
+    };
+    if access == Access::View && !endpoint.open_to_viewers() {
+        return Err(ApiError::ViewOnly);
     }
     match endpoint {
         Endpoint::Index => Ok(Route::Index),
@@ -221,7 +243,13 @@ pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, 
         Endpoint::Terminals => Ok(Route::CreateTerminal {
             size: parse_size(body)?,
         }),
-        Endpoint::Terminal(id) => attach_request(head, id).map(Route::Attach),
+        Endpoint::Terminal(id) => {
+            let mut request = attach_request(head, id)?;
+            if access == Access::View {
+                request.policy = Some(AttachPolicy::View);
+            }
+            Ok(Route::Attach(request))
+        }
         Endpoint::Resize(id) => Ok(Route::Resize {
             id,
             size: parse_size(body)?,
@@ -242,7 +270,7 @@ fn attach_request(head: &RequestHead, id: u32) -> Result<AttachRequest, ApiError
         .map(|v| {
             AttachPolicy::parse(v.trim()).ok_or_else(|| ApiError::InvalidQuery {
                 name: "attach",
-                problem: format!("expected `shared` or `takeover`, got {v:?}"),
+                problem: format!("expected `shared`, `takeover` or `view`, got {v:?}"),
             })
         })
         .transpose()?;

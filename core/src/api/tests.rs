@@ -168,6 +168,7 @@ fn attach_route() {
     assert!(with("since=0&control=0").control, "since implies control");
     assert_eq!(with("attach=takeover").policy, Some(AttachPolicy::Takeover));
     assert_eq!(with("attach=shared").policy, Some(AttachPolicy::Shared));
+    assert_eq!(with("attach=view").policy, Some(AttachPolicy::View));
 }
 
 #[test]
@@ -565,6 +566,218 @@ fn field_value() -> impl Strategy<Value = String> {
         Just("[]".to_string()),
         Just("{}".to_string()),
     ]
+}
+
+// ---- viewers and the view token ----
+
+fn with_view_token(token: Option<&str>) -> Policy {
+    Policy {
+        token: token.map(String::from),
+        view_token: Some("v13w-only".into()),
+        ..policy()
+    }
+}
+
+const VIEW: &str = "Authorization: Bearer v13w-only\r\n";
+
+#[test]
+fn the_view_token_only_watches() {
+    for policy in [with_view_token(Some("s3cret")), with_view_token(None)] {
+        let routed = |line: &str, headers: &str, body: &str| {
+            route(&head(line, headers), body.as_bytes(), &policy)
+        };
+        assert_eq!(routed("GET /status", VIEW, ""), Ok(Route::Status));
+        assert_eq!(routed("GET /", VIEW, ""), Ok(Route::Index));
+        for query in ["", "?attach=takeover", "?attach=shared", "?attach=view"] {
+            let line = format!("GET /terminals/1234{query}");
+            match routed(&line, &format!("{VIEW}{WS}"), "") {
+                Ok(Route::Attach(request)) => {
+                    assert_eq!(request.policy, Some(AttachPolicy::View), "{query}")
+                }
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+        let size = r#"{"cols":80,"rows":24}"#;
+        for (line, body) in [
+            ("POST /terminals", size),
+            ("POST /terminals/1234/resize", size),
+            ("POST /terminals/1234/terminate", ""),
+            ("POST /terminals/x/terminate", ""),
+            ("POST /execute-command", r#"{"command":"id"}"#),
+        ] {
+            let err = routed(line, VIEW, body).unwrap_err();
+            assert_eq!(err, ApiError::ViewOnly, "{line}");
+            assert_eq!(err.status(), 403);
+            let query = format!("{line}?token=v13w-only");
+            assert_eq!(
+                routed(&query, "", body).unwrap_err().status(),
+                403,
+                "{query}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_full_token_keeps_full_rights_next_to_a_view_token() {
+    let policy = with_view_token(Some("s3cret"));
+    let full = "Authorization: Bearer s3cret\r\n";
+    let create = route(
+        &head("POST /terminals", full),
+        br#"{"cols":80,"rows":24}"#,
+        &policy,
+    );
+    assert!(
+        matches!(create, Ok(Route::CreateTerminal { .. })),
+        "{create:?}"
+    );
+    match route(
+        &head("GET /terminals/1234", &format!("{full}{WS}")),
+        b"",
+        &policy,
+    ) {
+        Ok(Route::Attach(request)) => assert_eq!(request.policy, None),
+        other => panic!("{other:?}"),
+    }
+    // Neither token: 401, as before.
+    let none = route(&head("POST /terminals", ""), b"{}", &policy).unwrap_err();
+    assert_eq!(none.status(), 401);
+    // Without --token, no token at all still has full rights (a loopback listener).
+    let open = with_view_token(None);
+    let create = route(
+        &head("POST /terminals", ""),
+        br#"{"cols":8,"rows":2}"#,
+        &open,
+    );
+    assert!(
+        matches!(create, Ok(Route::CreateTerminal { .. })),
+        "{create:?}"
+    );
+}
+
+#[test]
+fn check_token_tells_the_access() {
+    let policy = with_view_token(Some("s3cret"));
+    let access = |headers: &str| policy.check_token(&head("GET /", headers));
+    assert_eq!(access("X-Axs-Token: s3cret\r\n"), Ok(Access::Full));
+    assert_eq!(access("X-Axs-Token: v13w-only\r\n"), Ok(Access::View));
+    // Both offered: the full token wins.
+    assert_eq!(
+        access("X-Axs-Token: v13w-only\r\nAuthorization: Bearer s3cret\r\n"),
+        Ok(Access::Full)
+    );
+    assert_eq!(access("X-Axs-Token: nope\r\n"), Err(ApiError::Unauthorized));
+}
+
+// ---- Host (DNS rebinding) ----
+
+fn head_with_host(request_line: &str, host: Option<&str>) -> RequestHead {
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
+    let raw = format!("{request_line} HTTP/1.1\r\n{host}\r\n");
+    match parse_head(raw.as_bytes()) {
+        Ok(HeadParse::Complete { head, .. }) => head,
+        other => panic!("{raw:?} did not parse: {other:?}"),
+    }
+}
+
+#[test]
+fn loopback_answers_only_to_loopback_names() {
+    let loopback = policy();
+    for ok in [
+        Some("127.0.0.1:8767"),
+        Some("localhost:8767"),
+        Some("LOCALHOST"),
+        Some("localhost:1"),
+        Some("[::1]:8767"),
+        Some("[::1]"),
+        Some("127.0.0.1"),
+        None,
+    ] {
+        let head = head_with_host("GET /status", ok);
+        assert_eq!(route(&head, b"", &loopback), Ok(Route::Status), "{ok:?}");
+    }
+    for refused in [
+        "evil.example",
+        "evil.example:8767",
+        "localhost.evil.example:8767",
+        "127.0.0.1.evil.example",
+        "127.0.0.2:8767",
+        "0.0.0.0:8767",
+        "[::2]:8767",
+        "",
+    ] {
+        for line in [
+            "GET /status",
+            "POST /terminals",
+            "GET /nowhere",
+            "OPTIONS /terminals",
+        ] {
+            let err = route(&head_with_host(line, Some(refused)), b"", &loopback).unwrap_err();
+            assert_eq!(
+                err,
+                ApiError::HostNotAllowed(refused.into()),
+                "{line} {refused}"
+            );
+            assert_eq!(err.status(), 403);
+        }
+    }
+    // The bound address itself, when it is another loopback address.
+    let other = Policy::new("127.0.0.9:7000".parse().unwrap());
+    let head = head_with_host("GET /status", Some("127.0.0.9:7000"));
+    assert_eq!(route(&head, b"", &other), Ok(Route::Status));
+    let ipv6 = Policy::new("[::1]:7000".parse().unwrap());
+    let head = head_with_host("GET /status", Some("[::1]:7000"));
+    assert_eq!(route(&head, b"", &ipv6), Ok(Route::Status));
+}
+
+#[test]
+fn a_lan_listener_takes_any_host() {
+    for bound in ["192.168.1.20:8767", "0.0.0.0:8767"] {
+        let lan = Policy::new(bound.parse().unwrap());
+        let head = head_with_host("GET /status", Some("my-laptop.local:8767"));
+        assert_eq!(route(&head, b"", &lan), Ok(Route::Status), "{bound}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_view_token_never_routes_to_an_action(
+        method in prop_oneof![Just("GET"), Just("POST"), Just("OPTIONS")],
+        path in prop_oneof![
+            Just("/terminals".to_string()),
+            "[0-9a-z]{0,6}".prop_map(|id| format!("/terminals/{id}")),
+            "[0-9a-z]{0,6}".prop_map(|id| format!("/terminals/{id}/resize")),
+            "[0-9a-z]{0,6}".prop_map(|id| format!("/terminals/{id}/terminate")),
+            Just("/execute-command".to_string()),
+            Just("/".to_string()),
+            Just("/status".to_string()),
+        ],
+        query in prop_oneof![Just(""), Just("attach=takeover"), Just("attach=shared"), Just("since=0")],
+        via_query in any::<bool>(),
+        upgrade in any::<bool>(),
+        with_full_token in any::<bool>(),
+        body in prop_oneof![Just(r#"{"cols":80,"rows":24}"#), Just(r#"{"command":"id"}"#), Just("")],
+    ) {
+        let (query, auth) = if via_query {
+            (format!("{query}&token=v13w-only"), String::new())
+        } else {
+            (query.to_string(), VIEW.to_string())
+        };
+        let raw = format!(
+            "{method} {path}?{query} HTTP/1.1\r\nHost: localhost:8767\r\n{auth}{}\r\n",
+            if upgrade { WS } else { "" }
+        );
+        let policy = with_view_token(with_full_token.then_some("s3cret"));
+        if let Ok(HeadParse::Complete { head, .. }) = parse_head(raw.as_bytes()) {
+            match route(&head, body.as_bytes(), &policy) {
+                Ok(Route::Status | Route::Index | Route::Preflight) | Err(_) => {}
+                Ok(Route::Attach(request)) => {
+                    prop_assert_eq!(request.policy, Some(AttachPolicy::View));
+                }
+                Ok(other) => prop_assert!(false, "the view token reached {:?}", other),
+            }
+        }
+    }
 }
 
 proptest! {

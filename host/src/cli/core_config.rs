@@ -35,6 +35,7 @@ pub fn policy(config: &Config, bound: SocketAddr) -> Policy {
     Policy {
         allow_any_origin: config.allow_any_origin,
         token: config.token.clone(),
+        view_token: config.view_token.clone(),
         ..Policy::new(bound)
     }
 }
@@ -81,10 +82,18 @@ mod tests {
     #[test]
     fn flags_reach_the_policy() {
         let bound: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let config = parse(&["--allow-any-origin", "--token", "secret"]);
+        let config = parse(&[
+            "--allow-any-origin",
+            "--token",
+            "secret",
+            "--view-token",
+            "watch",
+        ]);
         let policy = policy(&config, bound);
         assert!(policy.allow_any_origin);
         assert_eq!(policy.token.as_deref(), Some("secret"));
+        assert_eq!(policy.view_token.as_deref(), Some("watch"));
+        assert_eq!(policy.bound, bound);
         assert_eq!(policy.own_origins, Policy::new(bound).own_origins);
     }
 

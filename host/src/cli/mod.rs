@@ -1,10 +1,13 @@
 //! The command line, compatible with axs 0.2, parsed into a resolved [`Config`], and
 //! that config as the core's values ([`server`]).
 //!
-//! Pure: the caller passes the arguments (and clap reads `AXS_TOKEN`, the one
-//! environment value that is a flag too); resolving the LAN address of `-i`
-//! ([`crate::net`]) and the login shell ([`crate::program`]) happen elsewhere.
-//! Invariant: a [`Config`] that parsed has a token whenever the bind is not loopback.
+//! Pure: the caller passes the arguments (and clap reads `AXS_TOKEN` and
+//! `AXS_VIEW_TOKEN`, the environment values that are flags too); resolving the LAN
+//! address of `-i` ([`crate::net`]) and the login shell ([`crate::program`]) happen
+//! elsewhere.
+//! Invariant: a [`Config`] that parsed has a (full) token whenever the bind is not
+//! loopback, and then every token it has is at least [`MIN_LAN_TOKEN_LEN`] characters;
+//! neither token is ever printed.
 
 mod core_config;
 mod split;
@@ -36,10 +39,16 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(300);
 /// Default stall timeout after which a non-reading client stops holding the program back.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Shortest token accepted when listening beyond loopback: 16 characters, so guessing
+/// it over the network is hopeless.
+pub const MIN_LAN_TOKEN_LEN: usize = 16;
+
 /// The environment variables `axs --help` documents.
 const AFTER_HELP: &str = "\
 Environment:
   AXS_TOKEN       the token, instead of --token (keeps it out of the process list)
+  AXS_VIEW_TOKEN  the view token, instead of --view-token
+                  (spawned programs see neither token)
   AXS_READY_PIPE  path of a FIFO: axs writes \"READY\" once it listens, or \"ERROR <reason>\"
                   if start-up fails; spawned programs do not see this variable
   RUST_LOG        log filter (logs are off by default), e.g. RUST_LOG=info or RUST_LOG=debug
@@ -84,6 +93,8 @@ pub struct Config {
     pub allow_any_origin: bool,
     /// The API token, when set (required unless `bind` is loopback).
     pub token: Option<String>,
+    /// The view token, when set: it only lets a client watch (attach as a viewer).
+    pub view_token: Option<String>,
     /// Scrollback (ring size) per session, in bytes.
     pub scrollback: usize,
     /// Attach policy for clients that do not choose one.
@@ -105,6 +116,7 @@ impl Default for Config {
             command: None,
             allow_any_origin: false,
             token: None,
+            view_token: None,
             scrollback: DEFAULT_SCROLLBACK,
             attach: AttachPolicy::Shared,
             max_sessions: DEFAULT_MAX_SESSIONS,
@@ -123,6 +135,7 @@ impl fmt::Debug for Config {
             .field("command", &self.command)
             .field("allow_any_origin", &self.allow_any_origin)
             .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("view_token", &self.view_token.as_ref().map(|_| "<set>"))
             .field("scrollback", &self.scrollback)
             .field("attach", &self.attach)
             .field("max_sessions", &self.max_sessions)
@@ -225,6 +238,16 @@ struct Args {
     #[arg(long, value_name = "TOKEN", env = "AXS_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
+    /// A second token that only lets a client watch: with it a client may attach to
+    /// sessions as a read-only viewer (and GET /status); anything else answers 403
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "AXS_VIEW_TOKEN",
+        hide_env_values = true
+    )]
+    view_token: Option<String>,
+
     /// Output kept per session for replay on reconnect, in bytes; suffixes K, M, G
     /// (powers of 1024); at least 4K
     #[arg(long, value_name = "BYTES", default_value = "256K", value_parser = parse_size)]
@@ -263,12 +286,14 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Config, C
         Some(Some(ip)) => Bind::Addr(ip),
     };
     let token = check_token(args.token, bind)?;
+    let view_token = check_view_token(args.view_token, token.as_deref(), bind)?;
     Ok(Config {
         port: args.port,
         bind,
         command,
         allow_any_origin: args.allow_any_origin,
         token,
+        view_token,
         scrollback: args.scrollback,
         attach: match args.attach {
             AttachArg::Shared => AttachPolicy::Shared,
@@ -290,19 +315,70 @@ fn parse_command(line: &str) -> Result<Vec<String>, CliExit> {
 }
 
 /// Validates the token without ever echoing it: printable ASCII without spaces (it
-/// travels in headers and URLs), and present whenever the bind is not loopback.
+/// travels in headers and URLs), present whenever the bind is not loopback, and then at
+/// least [`MIN_LAN_TOKEN_LEN`] characters.
 fn check_token(token: Option<String>, bind: Bind) -> Result<Option<String>, CliExit> {
     match token {
-        Some(t) if t.is_empty() => Err(CliExit::usage("the token (--token or AXS_TOKEN) is empty")),
-        Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => Err(CliExit::usage(
-            "the token (--token or AXS_TOKEN) may only contain printable ASCII without spaces",
-        )),
         None if !bind.is_loopback() => Err(CliExit::usage(
             "--token (or AXS_TOKEN) is required when listening on a non-loopback address (-i): \
-             without it anyone on the network could open a shell",
+             without it anyone on the network could open a shell (a --view-token alone is \
+             not enough)",
         )),
-        token => Ok(token),
+        None => Ok(None),
+        Some(t) => check_token_text(&t, "the token (--token or AXS_TOKEN)", bind).map(|()| Some(t)),
     }
+}
+
+/// Validates the view token like the token; it must differ from the token (else it
+/// would give full rights).
+fn check_view_token(
+    view_token: Option<String>,
+    token: Option<&str>,
+    bind: Bind,
+) -> Result<Option<String>, CliExit> {
+    let Some(v) = view_token else {
+        return Ok(None);
+    };
+    check_token_text(&v, "the view token (--view-token or AXS_VIEW_TOKEN)", bind)?;
+    if token == Some(v.as_str()) {
+        return Err(CliExit::usage(
+            "the view token (--view-token or AXS_VIEW_TOKEN) must differ from the token",
+        ));
+    }
+    Ok(Some(v))
+}
+
+/// The rules every token follows; `what` names it in the message (never its value).
+fn check_token_text(token: &str, what: &str, bind: Bind) -> Result<(), CliExit> {
+    if token.is_empty() {
+        return Err(CliExit::usage(format!("{what} is empty")));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(CliExit::usage(format!(
+            "{what} may only contain printable ASCII without spaces"
+        )));
+    }
+    if !bind.is_loopback() && token.len() < MIN_LAN_TOKEN_LEN {
+        return Err(CliExit::usage(format!(
+            "{what} is {} characters long; listening beyond loopback (-i) needs at least \
+             {MIN_LAN_TOKEN_LEN}, e.g. from `head -c 18 /dev/urandom | base64`",
+            token.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Lines to print on stderr at start-up about risky but allowed configurations.
+pub fn startup_warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.allow_any_origin && config.token.is_none() {
+        warnings.push(
+            "warning: --allow-any-origin without --token: any web page open in a browser on \
+             this machine can open a shell here"
+                .to_string(),
+        );
+    }
+    warnings
 }
 
 /// Parses a byte size like `262144`, `64K`, `1M`, `1MiB`, `2g` (powers of 1024), within

@@ -64,11 +64,11 @@ fn ip_flag_with_and_without_value() {
     assert_eq!(c.bind, Bind::Addr("127.0.0.2".parse().unwrap()));
     let c = config(&["-i", "::1", "-c", "sh"]);
     assert_eq!(c.bind, Bind::Addr("::1".parse().unwrap()));
-    let c = config(&["-i", "--token", "t"]);
+    let c = config(&["-i", "--token", LONG]);
     assert_eq!(c.bind, Bind::Lan);
-    let c = config(&["--token", "t", "-i"]);
+    let c = config(&["--token", LONG, "-i"]);
     assert_eq!(c.bind, Bind::Lan);
-    let c = config(&["-i", "0.0.0.0", "--token", "t"]);
+    let c = config(&["-i", "0.0.0.0", "--token", LONG]);
     assert_eq!(c.bind, Bind::Addr("0.0.0.0".parse().unwrap()));
     let exit = error(&["-i", "not-an-ip"]);
     assert!(exit.message.contains("not-an-ip"), "{}", exit.message);
@@ -84,6 +84,68 @@ fn token_required_off_loopback() {
     assert!(exit.message.contains("AXS_TOKEN"), "{}", exit.message);
     error(&["-i", "192.168.1.2"]);
     assert_eq!(config(&["-i", "127.0.0.1"]).token, None);
+}
+
+/// A token long enough for a non-loopback listener (16 characters).
+const LONG: &str = "0123456789abcdef";
+
+#[test]
+fn short_tokens_are_refused_off_loopback_only() {
+    let exit = error(&["-i", "--token", "0123456789abcde"]);
+    assert!(exit.message.contains("at least 16"), "{}", exit.message);
+    assert!(
+        !exit.message.contains("0123456789abcde"),
+        "{}",
+        exit.message
+    );
+    error(&["-i", "192.168.1.2", "--token", "short"]);
+    assert_eq!(config(&["--token", "t"]).token.as_deref(), Some("t"));
+    assert_eq!(
+        config(&["-i", "::1", "--token", "t"]).token.as_deref(),
+        Some("t")
+    );
+    // The view token follows the same rule.
+    let exit = error(&["-i", "--token", LONG, "--view-token", "view"]);
+    assert!(exit.message.contains("view token"), "{}", exit.message);
+}
+
+#[test]
+fn view_token() {
+    let c = config(&["--view-token", "watch"]);
+    assert_eq!(c.view_token.as_deref(), Some("watch"));
+    assert!(!format!("{c:?}").contains("watch"));
+    let c = config(&["-i", "--token", LONG, "--view-token", "fedcba9876543210"]);
+    assert_eq!(c.view_token.as_deref(), Some("fedcba9876543210"));
+    let exit = error(&["--token", "same", "--view-token", "same"]);
+    assert!(exit.message.contains("differ"), "{}", exit.message);
+    assert!(!exit.message.contains("same"), "{}", exit.message);
+    let exit = error(&["--view-token", "has space"]);
+    assert!(!exit.message.contains("has space"), "{}", exit.message);
+    error(&["--view-token="]);
+}
+
+#[test]
+fn a_view_token_alone_is_refused_off_loopback() {
+    if !token_env_is_clear() {
+        return;
+    }
+    let exit = error(&["-i", "--view-token", "fedcba9876543210"]);
+    assert!(exit.message.contains("--token"), "{}", exit.message);
+}
+
+#[test]
+fn allow_any_origin_without_a_token_warns_once() {
+    if !token_env_is_clear() {
+        return;
+    }
+    let warnings = startup_warnings(&config(&["--allow-any-origin"]));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("--allow-any-origin"), "{warnings:?}");
+    assert!(warnings[0].contains("shell"), "{warnings:?}");
+    let warnings = startup_warnings(&config(&["--allow-any-origin", "--view-token", "v"]));
+    assert_eq!(warnings.len(), 1, "a view token does not protect the shell");
+    assert!(startup_warnings(&config(&["--allow-any-origin", "--token", "t"])).is_empty());
+    assert!(startup_warnings(&config(&[])).is_empty());
 }
 
 #[test]
@@ -186,12 +248,14 @@ fn help_goes_to_stdout_and_documents_everything() {
         "--command",
         "--allow-any-origin",
         "--token",
+        "--view-token",
         "--scrollback",
         "--attach",
         "--max-sessions",
         "--retention",
         "--stall-timeout",
         "AXS_TOKEN",
+        "AXS_VIEW_TOKEN",
         "AXS_READY_PIPE",
         "RUST_LOG",
         "AXS_PTY_PEER",

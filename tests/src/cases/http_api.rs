@@ -478,8 +478,10 @@ pub fn http_incomplete_request_gets_408(bin: &Path) {
     use std::io::Read;
     let server = start(bin);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).or_fail_io();
-    s.write_all(b"POST /terminals HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"cols\"")
-        .or_fail_io();
+    s.write_all(
+        b"POST /terminals HTTP/1.1\r\nHost: 127.0.0.1:8767\r\nContent-Length: 10\r\n\r\n{\"cols\"",
+    )
+    .or_fail_io();
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .or_fail_io();
     let mut answer = Vec::new();

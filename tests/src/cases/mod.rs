@@ -10,6 +10,7 @@ mod ready;
 mod replay;
 mod security;
 mod storm;
+mod viewers;
 
 pub use editor::*;
 pub use exit::*;
@@ -21,6 +22,7 @@ pub use ready::*;
 pub use replay::*;
 pub use security::*;
 pub use storm::*;
+pub use viewers::*;
 
 use std::time::Duration;
 
