@@ -9,7 +9,8 @@
 //! - the start-up handshake: [`ready_pipe`];
 //! - small OS facts: the user database entry ([`current_user`]), the IPv4 interfaces
 //!   that are up ([`up_ipv4_interfaces`]), `TCP_NOTSENT_LOWAT` ([`set_send_low_water`]),
-//!   program lookup in `PATH` ([`find_program`]);
+//!   program lookup in `PATH` ([`find_program`]), a process's resident memory
+//!   ([`resident_bytes`]);
 //! - a small stderr logger honouring `RUST_LOG`: [`logging`].
 //!
 //! This crate depends on nothing else of axs and decides nothing: it is how to ask the
@@ -22,6 +23,7 @@
 
 mod child;
 pub mod logging;
+mod memory;
 mod net;
 mod pipes;
 mod program;
@@ -34,6 +36,7 @@ mod terminate;
 mod user;
 
 pub use child::{FdSweep, NO_CLOSE_RANGE_ENV};
+pub use memory::resident_bytes;
 pub use net::{set_send_low_water, up_ipv4_interfaces, Ipv4Interface};
 pub use pipes::{spawn_piped, PipedChild, PipedOptions, PRIVATE_ENV_PREFIX};
 pub use program::{find_program, is_executable};

@@ -145,7 +145,7 @@ pub struct CliExit {
 
 impl CliExit {
     /// A usage error: one line on stderr, exit code 2 (the convention clap follows too).
-    fn usage(message: impl fmt::Display) -> CliExit {
+    pub(crate) fn usage(message: impl fmt::Display) -> CliExit {
         CliExit {
             message: format!("error: {message} (see 'axs --help')\n"),
             to_stdout: false,
@@ -291,7 +291,7 @@ fn parse_command(line: &str) -> Result<Vec<String>, CliExit> {
 
 /// Validates the token without ever echoing it: printable ASCII without spaces (it
 /// travels in headers and URLs), and present whenever the bind is not loopback.
-fn check_token(token: Option<String>, bind: Bind) -> Result<Option<String>, CliExit> {
+pub(crate) fn check_token(token: Option<String>, bind: Bind) -> Result<Option<String>, CliExit> {
     match token {
         Some(t) if t.is_empty() => Err(CliExit::usage("the token (--token or AXS_TOKEN) is empty")),
         Some(t) if !t.bytes().all(|b| b.is_ascii_graphic()) => Err(CliExit::usage(
