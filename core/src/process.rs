@@ -32,6 +32,8 @@ use crate::time::Time;
 pub enum SignalKind {
     /// SIGHUP: the terminal went away; programs save and exit.
     Hangup,
+    /// SIGTERM: a program without a terminal (an `axs lsp` language server) is asked to end.
+    Terminate,
     /// SIGKILL: what ignored the hangup.
     Kill,
 }

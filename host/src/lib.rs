@@ -23,10 +23,12 @@
 //! - [`spawn`]: sessions and `execute-command` jobs;
 //! - [`signal`]: the core's hang-ups and kills, carried out;
 //! - [`ws`]: WebSocket settings and close frames;
+//! - [`lsp`]: `axs lsp`, the language-server bridge: its flags, start-up and port file;
 //! - [`status`]: exit statuses as the core has them.
 
 pub mod cli;
 pub mod clock;
+pub mod lsp;
 pub mod net;
 pub mod program;
 pub mod signal;

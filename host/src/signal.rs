@@ -1,4 +1,4 @@
-//! Carrying out the core's [`Signal`]: hang up or kill a process group we spawned.
+//! Carrying out the core's [`Signal`]: hang up, terminate or kill a process group we spawned.
 //!
 //! The core decides which group and when; the one thing it cannot know is whether a group
 //! whose leader was reaped still has live members (only then is its pid still ours: the
@@ -22,8 +22,9 @@ pub fn deliver(signal: Signal) {
     }
     let sent = match kind {
         SignalKind::Hangup => axs_pty::hangup_group(pid),
+        SignalKind::Terminate => axs_pty::sigterm_group(pid),
         SignalKind::Kill => {
-            log::debug!("group {pid}: still running after the hangup grace; killing");
+            log::debug!("group {pid}: still running after its grace; killing");
             axs_pty::kill_group(pid)
         }
     };

@@ -41,32 +41,50 @@ const LIMIT_LOOP_CAP: u64 = 1 << 20;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildSetup {
     pub sweep: FdSweep,
+    /// Make descriptor 0 (a pty slave) the new session's controlling terminal.
+    pub controlling_tty: bool,
     /// Soft `RLIMIT_NOFILE`, capped, read in the parent (the last-resort sweep bound).
     pub fd_limit: i32,
 }
 
 impl ChildSetup {
-    /// Reads the descriptor limit now, so the child does not have to.
+    /// Reads the descriptor limit now, so the child does not have to; the child will
+    /// take descriptor 0 (a pty slave) as its controlling terminal.
     pub fn new(sweep: FdSweep) -> ChildSetup {
+        ChildSetup {
+            controlling_tty: true,
+            ..ChildSetup::without_tty(sweep)
+        }
+    }
+
+    /// As [`ChildSetup::new`], for a child whose descriptors 0-2 are pipes: a new session
+    /// without a controlling terminal.
+    pub fn without_tty(sweep: FdSweep) -> ChildSetup {
         let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
         let soft = lim.current.unwrap_or(LIMIT_LOOP_CAP).min(LIMIT_LOOP_CAP);
         ChildSetup {
             sweep,
+            controlling_tty: false,
             fd_limit: i32::try_from(soft).unwrap_or(i32::MAX),
         }
     }
 
-    /// The pre-exec hook: signals, new session, controlling tty, descriptor sweep.
+    /// The pre-exec hook: signals, new session, controlling tty (when asked), descriptor
+    /// sweep.
     ///
-    /// std has already placed the slave on descriptors 0, 1 and 2 when this runs.
+    /// std has already placed the slave (or the pipes) on descriptors 0, 1 and 2 when
+    /// this runs.
     pub fn run(&self) -> io::Result<()> {
         reset_signals();
         rustix::process::setsid()?;
-        // SAFETY: descriptor 0 is the pty slave (std dup2'ed it there before running
-        // pre-exec hooks); TIOCSCTTY takes an int argument, 0 = do not steal.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY as _, 0) } == -1 {
-            return Err(io::Error::last_os_error());
+        if self.controlling_tty {
+            set_controlling_tty()?;
         }
+        self.sweep_fds();
+        Ok(())
+    }
+
+    fn sweep_fds(&self) {
         match self.sweep {
             FdSweep::Auto => {
                 if close_range_cloexec().is_err() && proc_walk().is_err() {
@@ -80,8 +98,17 @@ impl ChildSetup {
             }
             FdSweep::LimitLoop => limit_loop(self.fd_limit),
         }
-        Ok(())
     }
+}
+
+/// Makes descriptor 0 (a pty slave) the controlling terminal of the new session.
+fn set_controlling_tty() -> io::Result<()> {
+    // SAFETY: descriptor 0 is the pty slave (std dup2'ed it there before running
+    // pre-exec hooks); TIOCSCTTY takes an int argument, 0 = do not steal.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY as _, 0) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Restores default dispositions for every signal and empties the signal mask.

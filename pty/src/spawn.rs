@@ -186,7 +186,7 @@ fn command(opts: &SpawnOptions) -> Command {
 
 /// Checks the working directory in the parent, so the error names it (a chdir
 /// failure in the child would be reported like a missing program).
-fn check_dir(dir: &std::path::Path) -> Result<(), SpawnError> {
+pub(crate) fn check_dir(dir: &std::path::Path) -> Result<(), SpawnError> {
     let cwd_err = |source| SpawnError::Cwd {
         path: dir.to_path_buf(),
         source,

@@ -33,6 +33,13 @@ pub fn hangup_group(pid: u32) -> io::Result<()> {
     signal_session(pid, Signal::CONT)
 }
 
+/// Sends SIGTERM then SIGCONT (so a stopped member sees it) to every process group of
+/// session `pid`: the polite end for a program without a terminal to hang up.
+pub fn sigterm_group(pid: u32) -> io::Result<()> {
+    signal_session(pid, Signal::TERM)?;
+    signal_session(pid, Signal::CONT)
+}
+
 /// Sends SIGKILL to every process group of session `pid`.
 pub fn kill_group(pid: u32) -> io::Result<()> {
     signal_session(pid, Signal::KILL)
@@ -241,6 +248,7 @@ mod tests {
         for pid in [0, 1, u32::MAX] {
             assert!(hangup_group(pid).is_err());
             assert!(kill_group(pid).is_err());
+            assert!(sigterm_group(pid).is_err());
             assert!(terminate(pid, Duration::ZERO).is_err());
             assert!(!group_alive(pid));
         }

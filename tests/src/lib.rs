@@ -8,7 +8,9 @@
 //! axs_conformance::conformance_tests!(env!("CARGO_BIN_EXE_axs"));
 //! ```
 //!
-//! which expands to one `#[test]` per case, named after the case. The harness talks to the
+//! which expands to one `#[test]` per case, named after the case. The `axs lsp` bridge's
+//! cases are opted into separately, with `axs_conformance::lsp_conformance_tests!(bin)`
+//! (they drive the fake language server `fake-lsp`, a binary of this crate). The harness talks to the
 //! binary only through loopback sockets, a ready FIFO and `/proc`. Set `AXS_TEST_LOG` to pass
 //! a `RUST_LOG` filter to the servers; their stderr tail is printed when a case fails.
 
@@ -91,6 +93,44 @@ macro_rules! conformance_tests {
     ($bin:expr) => {
         $crate::__with_cases! { __gen_tests ($bin) }
     };
+}
+
+/// Calls `$crate::$callback!{ ($($args)*) case, case, ... }` with every `axs lsp` case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_lsp_cases {
+    ($callback:ident ($($args:tt)*)) => {
+        $crate::$callback! { ($($args)*)
+            lsp_listening_line_and_port_file,
+            lsp_status_before_during_after,
+            lsp_round_trip_1000_messages,
+            lsp_malformed_header_and_stderr,
+            lsp_exit_closes_after_last_message,
+            lsp_socket_close_leaves_no_process,
+            lsp_two_sockets_isolated,
+            lsp_slow_reader_loses_nothing,
+            lsp_origin_refused,
+            lsp_startup_failures,
+            lsp_sigterm_ends_children,
+            lsp_oversized_message,
+        }
+    };
+}
+
+/// Expands to one `#[test] fn` per `axs lsp` case, each running it against the binary
+/// `$bin` (its `lsp` subcommand), with the fake server `fake-lsp` found beside `$bin`
+/// (built on first use) or at `$AXS_FAKE_LSP`. Separate from [`conformance_tests!`] so
+/// that a runtime opts in once it has the bridge.
+#[macro_export]
+macro_rules! lsp_conformance_tests {
+    ($bin:expr) => {
+        $crate::__with_lsp_cases! { __gen_tests ($bin) }
+    };
+}
+
+/// Every `axs lsp` case with its name, in a stable order.
+pub fn lsp_cases() -> &'static [(&'static str, Case)] {
+    __with_lsp_cases! { __gen_table () }
 }
 
 #[doc(hidden)]

@@ -1,5 +1,7 @@
 //! The `axs lsp` bridge's decisions, sans-IO: the LSP base-protocol codec ([`encode`],
-//! [`Decoder`]), its limits, the close reasons and the kill schedule.
+//! [`Decoder`]), its limits, the close reasons, one socket ↔ program pair ([`Link`]: flow
+//! control, close, kill schedule) and the bridge's routes and `/status` ([`Bridge`]).
+//! The driving loop a runtime follows is in [`bridge`]'s docs.
 //!
 //! The bridge spawns a stdio language server per WebSocket. Client → program: each text
 //! frame is one body, written with [`encode`]. Program → client: its stdout goes through a
@@ -15,9 +17,16 @@
 //! - after a malformed header block, a valid message that follows arrives (the resync rule
 //!   is in [`Decoder`]'s docs).
 
+pub mod bridge;
 mod codec;
+mod link;
 
+pub use bridge::{program_base_name, Bridge, BridgeRoute};
 pub use codec::{encode, Decoded, Decoder, HeaderError, Notice};
+pub use link::{
+    ClientMessage, Link, LinkLimits, LinkOutput, Sinks, CLIENT_BACKLOG, CLOSE_GOING_AWAY,
+    CLOSE_NOT_UTF8, EXIT_DRAIN, MAX_STDERR_LINE, STDIN_BACKLOG,
+};
 
 use crate::frame::ExitStatus;
 use std::time::Duration;

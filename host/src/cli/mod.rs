@@ -158,7 +158,7 @@ pub struct CliExit {
 
 impl CliExit {
     /// A usage error: one line on stderr, exit code 2 (the convention clap follows too).
-    fn usage(message: impl fmt::Display) -> CliExit {
+    pub(crate) fn usage(message: impl fmt::Display) -> CliExit {
         CliExit {
             message: format!("error: {message} (see 'axs --help')\n"),
             to_stdout: false,
@@ -317,7 +317,7 @@ fn parse_command(line: &str) -> Result<Vec<String>, CliExit> {
 /// Validates the token without ever echoing it: printable ASCII without spaces (it
 /// travels in headers and URLs), present whenever the bind is not loopback, and then at
 /// least [`MIN_LAN_TOKEN_LEN`] characters.
-fn check_token(token: Option<String>, bind: Bind) -> Result<Option<String>, CliExit> {
+pub(crate) fn check_token(token: Option<String>, bind: Bind) -> Result<Option<String>, CliExit> {
     match token {
         None if !bind.is_loopback() => Err(CliExit::usage(
             "--token (or AXS_TOKEN) is required when listening on a non-loopback address (-i): \
