@@ -7,6 +7,21 @@
 //! "next deadline" query. Same inputs, same outputs, every time — so every race is a test
 //! case that replays identically.
 //!
+//! # Layers
+//!
+//! ```text
+//!   axs (runtime-smol)    axs-threads (runtime-threads)     move bytes, carry out outputs
+//!            \                  /
+//!             v                v
+//!                  axs-host                                 flags, start-up, spawning, ws settings
+//!                /          \
+//!               v            v
+//!          axs-core        axs-pty                          decides (this crate) | asks the OS
+//! ```
+//!
+//! Arrows point down only: this crate imports neither the host nor the OS layer, and a
+//! runtime defines no timeout or limit of its own ([`limits`] holds them all).
+//!
 //! # The driving loop
 //!
 //! ```text
@@ -14,7 +29,8 @@
 //!   ───────                                   ─────────────────────
 //!   accepted a socket ─────────────────────▶ connection_opened() ─▶ Admitted(cid) / Refused(503 answer)
 //!   request whole / upgraded / closed ─────▶ connection_request_complete / connection_upgraded / connection_closed(cid)
-//!   HTTP bytes ── http::parse_head ─────────▶ request(head, body, now) ─▶ Reply: Respond / Spawn / Upgrade / Execute
+//!   socket bytes ─▶ conn::Connection (received / eof / wrote / handle_timeout, per connection)
+//!       its Request event ────────────────▶ request(head, body, now) ─▶ Reply: Respond / Spawn / Upgrade / Execute
 //!   session spawned / failed ──────────────▶ spawned(reservation, pid, now) / spawn_failed(reservation, why) ─▶ answer
 //!   job spawned / failed ──────────────────▶ job_spawned(job, pid, now) / job_spawn_failed(job, failure)
 //!   pty bytes, pty EOF ────────────────────▶ pty_output / pty_eof(id, ..now), job_output / job_eof(job, ..now)
