@@ -15,7 +15,8 @@
 //! | request | route | answer |
 //! |---|---|---|
 //! | `GET /status` | [`Route::Status`] (no token needed) | [`status_ok`]: `200 OK` |
-//! | `GET /` | [`Route::Index`] | [`index`] |
+//! | `GET /`, `/app.js`, `/app.css`, `/LICENSES.txt` | [`Route::Page`] (no token needed) | [`Asset::respond`]: the browser page, gzip when accepted, ETag/304, CSP |
+//! | `GET /terminals` | [`Route::ListTerminals`] | [`terminal_list`]: JSON array of sessions |
 //! | `OPTIONS` any known path | [`Route::Preflight`] (no token needed) | [`preflight`]: 204 |
 //! | `POST /terminals` `{"cols","rows"}` | [`Route::CreateTerminal`] | [`created`]: the pid as text |
 //! | `GET /terminals/{id}` + WebSocket upgrade | [`Route::Attach`] | 404 if unknown, else [`AttachRequest::accept`]: 101 |
@@ -33,8 +34,8 @@
 //! - Origin ([`Policy::origin_allowed`]): WebSocket upgrades, POSTs and preflights are
 //!   refused with 403 when they carry an `Origin` that is not allowed. Requests without
 //!   `Origin` (curl, native clients) pass. `--allow-any-origin` opens it.
-//! - Token ([`Policy::check_token`]): when set, every route but `GET /status` and the
-//!   preflight needs it (401), as `Authorization: Bearer T`, `X-Axs-Token: T` or `?token=T`
+//! - Token ([`Policy::check_token`]): when set, every route but `GET /status`, the page's
+//!   files and the preflight needs it (401), as `Authorization: Bearer T`, `X-Axs-Token: T` or `?token=T`
 //!   (for browsers' WebSocket, which cannot set headers).
 //! - Body size ([`check_body_len`]): 413 beyond [`Policy::max_body`].
 //!
@@ -43,16 +44,18 @@
 
 mod ansi;
 mod error;
+pub mod page;
 mod policy;
 mod respond;
 mod route;
 
 pub use ansi::strip_ansi;
 pub use error::ApiError;
+pub use page::{Asset, CONTENT_SECURITY_POLICY};
 pub use policy::{check_body_len, cors_headers, Policy, DEFAULT_MAX_BODY};
 pub use respond::{
-    answer, command_error, command_failed, command_output, created, index, preflight, status_ok,
-    success, websocket_accept, websocket_accept_key,
+    answer, command_error, command_failed, command_output, created, preflight, status_ok, success,
+    terminal_list, websocket_accept, websocket_accept_key, TerminalInfo,
 };
 pub use route::{
     route, AttachPolicy, AttachRequest, Route, TermSize, EXECUTE_COMMAND_TIMEOUT, MAX_DIMENSION,

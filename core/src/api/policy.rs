@@ -2,7 +2,7 @@
 //!
 //! Invariants: a request with an `Origin` outside the allowed set never reaches a
 //! WebSocket upgrade or a POST (unless `allow_any_origin`); when a token is set, no route
-//! but `GET /status` and the CORS preflight runs without it; token comparison takes the
+//! but `GET /status`, the page's static files and the CORS preflight runs without it; token comparison takes the
 //! same time wherever the first difference is.
 
 use std::net::SocketAddr;
