@@ -12,10 +12,12 @@
 //! binary only through loopback sockets, a ready FIFO and `/proc`. Set `AXS_TEST_LOG` to pass
 //! a `RUST_LOG` filter to the servers; their stderr tail is printed when a case fails.
 
+pub mod browser;
 pub mod cases;
 pub mod control;
 pub mod http;
 pub mod procfs;
+pub mod relay;
 pub mod server;
 pub mod text;
 pub mod ws;
@@ -73,6 +75,7 @@ macro_rules! __with_cases {
             shutdown_sigterm,
             shutdown_kills_hup_ignoring_command,
             connection_flood,
+            web_page,
         }
     };
 }

@@ -56,6 +56,8 @@ const link = {
   backoff: BACKOFF_MIN_MS,
   timer: null,
   ended: false, // exited, gone, taken over or refused: no reconnect
+  received: 0, // output bytes received, for tests: with no skip, the stream arrived whole
+  skips: 0, // "skipped" notices: the server jumped over output this page was too slow for
 };
 window.axs = link; // for tests and debugging, like window.term
 
@@ -217,6 +219,7 @@ function connect() {
 }
 
 function onOutput(buffer) {
+  link.received += buffer.byteLength;
   if (link.offset !== null) link.offset += buffer.byteLength;
   term.write(new Uint8Array(buffer));
 }
@@ -244,6 +247,7 @@ function onText(text) {
     case 'skipped':
       // The server resets the screen and replays; the offset is known again at "live".
       link.offset = null;
+      link.skips += 1;
       break;
     case 'notice':
       console.info('axs:', data.message);

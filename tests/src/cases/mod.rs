@@ -10,6 +10,7 @@ mod ready;
 mod replay;
 mod security;
 mod storm;
+mod web;
 
 pub use editor::*;
 pub use exit::*;
@@ -21,6 +22,7 @@ pub use ready::*;
 pub use replay::*;
 pub use security::*;
 pub use storm::*;
+pub use web::*;
 
 use std::time::Duration;
 
