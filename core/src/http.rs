@@ -347,8 +347,8 @@ impl Response {
         self.status == 101
     }
 
-    /// The bytes on the wire: status line, headers, `Content-Length` (except for 1xx
-    /// and 204, which must not carry one), `Connection: close` (except for 101), body.
+    /// The bytes on the wire: status line, headers, `Content-Length` (except for 1xx,
+    /// 204 and 304, which carry no body), `Connection: close` (except for 101), body.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(128 + self.body.len());
         let status_line = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
@@ -356,7 +356,7 @@ impl Response {
         for (name, value) in &self.headers {
             push_header(&mut out, name, value);
         }
-        let bodiless = self.status < 200 || self.status == 204;
+        let bodiless = self.status < 200 || self.status == 204 || self.status == 304;
         if !bodiless {
             push_header(&mut out, "Content-Length", &self.body.len().to_string());
         }
@@ -385,6 +385,7 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::admission::{Admission, ConnId, Connections, Opened};
-use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize};
+use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize, TerminalInfo};
 use crate::client::Generation;
 use crate::deadline::Deadlines;
 use crate::frame::{ExitStatus, Frame};
@@ -31,7 +31,7 @@ use crate::http::{RequestHead, Response};
 use crate::job::{Job, JobAction, JobId, JobSpawnFailure};
 use crate::limits::{MAX_CONNECTIONS, MAX_JOBS, SHUTDOWN_LIMIT};
 use crate::process::{Owner, ProcessTable, Signal};
-use crate::session::{Action, AttachOptions, Session, SessionConfig};
+use crate::session::{Action, AttachOptions, Phase, Session, SessionConfig};
 use crate::time::Time;
 
 /// A session's id: its program's pid.
@@ -242,7 +242,8 @@ impl Server {
         let cors = || api::cors_headers(head, &self.policy);
         match route {
             Route::Status => respond(api::status_ok()),
-            Route::Index => respond(api::index()),
+            Route::Page(asset) => respond(asset.respond(head)),
+            Route::ListTerminals => respond(api::terminal_list(&self.terminals(now))),
             Route::Preflight => respond(api::preflight(head, &self.policy)),
             Route::CreateTerminal { size } => {
                 let cors = cors();
@@ -263,6 +264,25 @@ impl Server {
                 Ok(self.execute(command, cwd, cors))
             }
         }
+    }
+
+    /// What `GET /terminals` tells about every registered session, by id.
+    pub fn terminals(&self, now: Time) -> Vec<TerminalInfo> {
+        self.sessions
+            .iter()
+            .map(|(id, session)| TerminalInfo {
+                id: *id,
+                size: session.size(),
+                clients: session.client_count(),
+                age: session.started_at().until(now),
+                exit: match session.phase() {
+                    Phase::Running => None,
+                    Phase::Draining { status, .. } | Phase::Exited { status, .. } => {
+                        Some(status.clone())
+                    }
+                },
+            })
+            .collect()
     }
 
     /// Holds a slot for a session about to be spawned; 503 at the limit. At the limit, the
@@ -304,7 +324,7 @@ impl Server {
     /// the answer for the creator.
     pub fn spawned(&mut self, reservation: Reservation, id: SessionId, now: Time) -> Response {
         // The pty was opened at the reserved size: the session starts with nothing to do.
-        let Reservation { cors, .. } = reservation;
+        let Reservation { cors, size } = reservation;
         self.reserved = self.reserved.saturating_sub(1);
         // A pid is reused only after the old process was reaped: an old exited session
         // under the same id makes way for the new one. The runtime's entry for the id
@@ -312,7 +332,9 @@ impl Server {
         // numbering continues, so the old session's clients never name the new one's.
         let first_generation = self.forget(id).map_or(1, |old| old.next_generation());
         self.processes.spawned(id, Owner::Session(id));
-        let mut session = Session::new(self.config.session).with_first_generation(first_generation);
+        let mut session = Session::new(self.config.session)
+            .with_first_generation(first_generation)
+            .started(size, now);
         if self.is_shutting_down() {
             // Reserved before the shutdown began: it ends with the others.
             session.terminate();

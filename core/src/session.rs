@@ -45,6 +45,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 pub use crate::api::AttachPolicy;
+use crate::api::TermSize;
 use crate::client::{Client, ClientPhase, Generation};
 use crate::frame::{CloseReason, Control, ExitStatus, Frame};
 use crate::ring::Ring;
@@ -195,6 +196,10 @@ pub struct Session {
     actions: VecDeque<Action>,
     /// Input messages from viewers, dropped.
     dropped_viewer_input: u64,
+    /// The pty's size as last set (told in the session list).
+    size: TermSize,
+    /// When the program was spawned (told in the session list).
+    started: Time,
 }
 
 impl Session {
@@ -214,7 +219,31 @@ impl Session {
             clients: Vec::new(),
             actions: VecDeque::new(),
             dropped_viewer_input: 0,
+            size: TermSize::default(),
+            started: Time::ZERO,
         }
+    }
+
+    /// The same session, its program spawned at `now` on a pty of `size`.
+    pub fn started(mut self, size: TermSize, now: Time) -> Session {
+        self.size = size;
+        self.started = now;
+        self
+    }
+
+    /// The pty's size as last set.
+    pub fn size(&self) -> TermSize {
+        self.size
+    }
+
+    /// When the program was spawned.
+    pub fn started_at(&self) -> Time {
+        self.started
+    }
+
+    /// How many clients are attached.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
     }
 
     /// The session's configuration (as clamped).
@@ -453,6 +482,7 @@ impl Session {
     /// A resize request; the newest wins. Ignored once the program has exited.
     pub fn resize(&mut self, cols: u16, rows: u16) {
         if self.phase == Phase::Running {
+            self.size = TermSize { cols, rows };
             self.actions.push_back(Action::ResizePty { cols, rows });
         }
     }

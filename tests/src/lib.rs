@@ -14,10 +14,12 @@
 //! binary only through loopback sockets, a ready FIFO and `/proc`. Set `AXS_TEST_LOG` to pass
 //! a `RUST_LOG` filter to the servers; their stderr tail is printed when a case fails.
 
+pub mod browser;
 pub mod cases;
 pub mod control;
 pub mod http;
 pub mod procfs;
+pub mod relay;
 pub mod server;
 pub mod text;
 pub mod ws;
@@ -83,6 +85,7 @@ macro_rules! __with_cases {
             host_header_checked_on_loopback,
             allow_any_origin_warning,
             short_token_refused_off_loopback,
+            web_page,
         }
     };
 }

@@ -15,7 +15,8 @@
 //! | request | route | answer |
 //! |---|---|---|
 //! | `GET /status` | [`Route::Status`] (no token needed) | [`status_ok`]: `200 OK` |
-//! | `GET /` | [`Route::Index`] | [`index`] |
+//! | `GET /`, `/app.js`, `/app.css`, `/LICENSES.txt` | [`Route::Page`] (no token needed) | [`Asset::respond`]: the browser page, gzip when accepted, ETag/304, CSP |
+//! | `GET /terminals` | [`Route::ListTerminals`] | [`terminal_list`]: JSON array of sessions |
 //! | `OPTIONS` any known path | [`Route::Preflight`] (no token needed) | [`preflight`]: 204 |
 //! | `POST /terminals` `{"cols","rows"}` | [`Route::CreateTerminal`] | [`created`]: the pid as text |
 //! | `GET /terminals/{id}` + WebSocket upgrade | [`Route::Attach`] | 404 if unknown, else [`AttachRequest::accept`]: 101 |
@@ -36,8 +37,8 @@
 //! - Host ([`Policy::check_host`]): on a loopback listener, a `Host` other than
 //!   `127.0.0.1`, `localhost`, `[::1]` or the bound address (any port) is refused with 403
 //!   before anything else (DNS rebinding); a request without `Host` passes.
-//! - Token ([`Policy::check_token`]): when set, every route but `GET /status` and the
-//!   preflight needs it (401), as `Authorization: Bearer T`, `X-Axs-Token: T` or `?token=T`
+//! - Token ([`Policy::check_token`]): when set, every route but `GET /status`, the page's
+//!   files and the preflight needs it (401), as `Authorization: Bearer T`, `X-Axs-Token: T` or `?token=T`
 //!   (for browsers' WebSocket, which cannot set headers).
 //! - View token: a request carrying only it ([`Access::View`]) may `GET /status`, `GET /`
 //!   and attach, always as a viewer ([`AttachPolicy::View`]); every other route is 403.
@@ -49,16 +50,18 @@
 
 mod ansi;
 mod error;
+pub mod page;
 mod policy;
 mod respond;
 mod route;
 
 pub use ansi::strip_ansi;
 pub use error::ApiError;
+pub use page::{Asset, CONTENT_SECURITY_POLICY};
 pub use policy::{check_body_len, cors_headers, Access, Policy, DEFAULT_MAX_BODY};
 pub use respond::{
-    answer, command_error, command_failed, command_output, created, index, preflight, status_ok,
-    success, websocket_accept, websocket_accept_key,
+    answer, command_error, command_failed, command_output, created, preflight, status_ok, success,
+    terminal_list, websocket_accept, websocket_accept_key, TerminalInfo,
 };
 pub use route::{
     route, AttachPolicy, AttachRequest, Route, TermSize, EXECUTE_COMMAND_TIMEOUT, MAX_DIMENSION,

@@ -3,10 +3,10 @@
 //! Invariants: a request with an `Origin` outside the allowed set never reaches a
 //! WebSocket upgrade or a POST (unless `allow_any_origin`); on a loopback listener a
 //! request naming a `Host` other than a loopback name or the bound address reaches no
-//! route (DNS rebinding); when a token or a view token is set, no route but `GET /status`
-//! and the CORS preflight runs without one of them; a request carrying only the view token
-//! has [`Access::View`], never more; token comparison takes the same time wherever the
-//! first difference is.
+//! route (DNS rebinding); when a token or a view token is set, no route but `GET /status`,
+//! the page's static files and the CORS preflight runs without one of them; a request
+//! carrying only the view token has [`Access::View`], never more; token comparison takes
+//! the same time wherever the first difference is.
 
 use std::net::{IpAddr, SocketAddr};
 

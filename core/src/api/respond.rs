@@ -1,6 +1,9 @@
 //! The answers of the API, byte for byte what the axs 0.2 clients expect.
 
-use super::{cors_headers, ApiError, Policy};
+use std::time::Duration;
+
+use super::{cors_headers, ApiError, Policy, TermSize};
+use crate::frame::ExitStatus;
 use crate::http::{RequestHead, Response};
 
 /// The GUID RFC 6455 appends to the client's key before hashing.
@@ -17,10 +20,48 @@ pub fn status_ok() -> Response {
     Response::new(200, "text/plain; charset=utf-8", "OK")
 }
 
-/// `GET /`: a short plain-text greeting (clients only look at the status).
-pub fn index() -> Response {
-    let text = concat!("axs ", env!("CARGO_PKG_VERSION"), " terminal server\n");
-    Response::new(200, "text/plain; charset=utf-8", text)
+/// One session as `GET /terminals` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalInfo {
+    /// The session id (the program's pid).
+    pub id: u32,
+    /// The pty's size.
+    pub size: TermSize,
+    /// How many clients are attached.
+    pub clients: usize,
+    /// How long ago the program was spawned.
+    pub age: Duration,
+    /// How the program ended, once it has.
+    pub exit: Option<ExitStatus>,
+}
+
+/// `GET /terminals`: `200`, a JSON array with one object per session:
+/// `{"id","cols","rows","clients","started_secs_ago","exited","exit_code","signal"}`
+/// (`exit_code` and `signal` are `null` unless the program ended that way).
+pub fn terminal_list(terminals: &[TerminalInfo]) -> Response {
+    let list: Vec<serde_json::Value> = terminals
+        .iter()
+        .map(|t| {
+            let (code, signal) = match &t.exit {
+                None => (None, None),
+                Some(ExitStatus::Code(code)) => (Some(*code), None),
+                Some(ExitStatus::Signal(name)) => (None, Some(name.as_str())),
+            };
+            serde_json::json!({
+                "id": t.id,
+                "cols": t.size.cols,
+                "rows": t.size.rows,
+                "clients": t.clients,
+                "started_secs_ago": t.age.as_secs(),
+                "exited": t.exit.is_some(),
+                "exit_code": code,
+                "signal": signal,
+            })
+        })
+        .collect();
+    let body = serde_json::Value::Array(list).to_string();
+    Response::new(200, "application/json", body)
+        .with_headers([("Cache-Control".to_string(), "no-store".to_string())])
 }
 
 /// `POST /terminals`: `200` with the new session's id (the child's pid) as plain text.
@@ -212,7 +253,6 @@ mod tests {
     fn fixed_answers() {
         let ok = status_ok();
         assert_eq!((ok.status, ok.body.as_slice()), (200, &b"OK"[..]));
-        assert_eq!(index().status, 200);
         let created = created(4242);
         assert_eq!(
             (created.status, created.body.as_slice()),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::page::{self, Asset};
 use super::{Access, ApiError, Policy};
 use crate::http::{Method, RequestHead};
 
@@ -106,8 +107,11 @@ impl AttachRequest {
 pub enum Route {
     /// `GET /status`: answer [`super::status_ok`].
     Status,
-    /// `GET /`: answer [`super::index`].
-    Index,
+    /// `GET /` and the page's other files: answer [`Asset::respond`] (no token needed: the
+    /// page holds no secret, and a reload must load it once the token left the address bar).
+    Page(&'static Asset),
+    /// `GET /terminals`: answer the list of sessions.
+    ListTerminals,
     /// `OPTIONS` on a known path: answer [`super::preflight`].
     Preflight,
     /// `POST /terminals`: start a session of this size, answer [`super::created`].
@@ -147,7 +151,7 @@ pub enum Route {
 /// The paths of the API, before the method is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
-    Index,
+    Page(&'static Asset),
     Status,
     Terminals,
     Terminal(u32),
@@ -159,10 +163,12 @@ enum Endpoint {
 impl Endpoint {
     /// Matches a decoded path; a trailing slash is ignored.
     fn find(path: &str) -> Option<Endpoint> {
+        if let Some(asset) = page::find(path) {
+            return Some(Endpoint::Page(asset));
+        }
         let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty());
         let segments: Vec<&str> = trimmed.unwrap_or(path).split('/').skip(1).collect();
         match segments.as_slice() {
-            [""] => Some(Endpoint::Index),
             ["status"] => Some(Endpoint::Status),
             ["terminals"] => Some(Endpoint::Terminals),
             ["terminals", id] => parse_id(id).map(Endpoint::Terminal),
@@ -173,33 +179,42 @@ impl Endpoint {
         }
     }
 
-    /// The one method the endpoint takes besides `OPTIONS`.
-    fn method(self) -> Method {
+    /// True when the endpoint takes `method` (besides `OPTIONS`).
+    fn allows(self, method: &Method) -> bool {
         match self {
-            Endpoint::Index | Endpoint::Status | Endpoint::Terminal(_) => Method::Get,
-            _ => Method::Post,
+            Endpoint::Terminals => matches!(method, Method::Get | Method::Post),
+            Endpoint::Page(_) | Endpoint::Status | Endpoint::Terminal(_) => *method == Method::Get,
+            _ => *method == Method::Post,
         }
     }
 
     /// The `Allow` header for a 405.
     fn allow(self) -> &'static str {
-        match self.method() {
-            Method::Get => "GET, OPTIONS",
+        match self {
+            Endpoint::Terminals => "GET, POST, OPTIONS",
+            Endpoint::Page(_) | Endpoint::Status | Endpoint::Terminal(_) => "GET, OPTIONS",
             _ => "POST, OPTIONS",
         }
     }
 
-    /// Endpoints a viewer may reach: the page, the status, and attaching (as a viewer).
-    fn open_to_viewers(self) -> bool {
-        matches!(
-            self,
-            Endpoint::Index | Endpoint::Status | Endpoint::Terminal(_)
-        )
+    /// Endpoints a viewer may reach: the page, the status, the session list, and
+    /// attaching (as a viewer).
+    fn open_to_viewers(self, method: &Method) -> bool {
+        match self {
+            Endpoint::Page(_) | Endpoint::Status | Endpoint::Terminal(_) => true,
+            Endpoint::Terminals => *method == Method::Get,
+            _ => false,
+        }
     }
 
-    /// Endpoints that act (WebSocket upgrades and POSTs) are subject to the Origin policy.
+    /// Endpoints that act or tell about sessions are subject to the Origin policy.
     fn checks_origin(self) -> bool {
-        !matches!(self, Endpoint::Index | Endpoint::Status)
+        !matches!(self, Endpoint::Page(_) | Endpoint::Status)
+    }
+
+    /// Everything but the status probe and the page's files needs the token, when one is set.
+    fn needs_token(self) -> bool {
+        !matches!(self, Endpoint::Page(_) | Endpoint::Status)
     }
 }
 
@@ -221,7 +236,7 @@ pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, 
         policy.check_origin(head)?;
         return Ok(Route::Preflight);
     }
-    if head.method != endpoint.method() {
+    if !endpoint.allows(&head.method) {
         return Err(ApiError::MethodNotAllowed {
             allow: endpoint.allow(),
         });
@@ -229,17 +244,18 @@ pub fn route(head: &RequestHead, body: &[u8], policy: &Policy) -> Result<Route, 
     if endpoint.checks_origin() {
         policy.check_origin(head)?;
     }
-    let access = if endpoint == Endpoint::Status {
-        Access::Full
-    } else {
+    let access = if endpoint.needs_token() {
         policy.check_token(head)?
+    } else {
+        Access::Full
     };
-    if access == Access::View && !endpoint.open_to_viewers() {
+    if access == Access::View && !endpoint.open_to_viewers(&head.method) {
         return Err(ApiError::ViewOnly);
     }
     match endpoint {
-        Endpoint::Index => Ok(Route::Index),
+        Endpoint::Page(asset) => Ok(Route::Page(asset)),
         Endpoint::Status => Ok(Route::Status),
+        Endpoint::Terminals if head.method == Method::Get => Ok(Route::ListTerminals),
         Endpoint::Terminals => Ok(Route::CreateTerminal {
             size: parse_size(body)?,
         }),

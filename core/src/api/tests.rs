@@ -65,14 +65,28 @@ fn status_route() {
 }
 
 #[test]
-fn index_route() {
-    assert_eq!(route_of("GET /", "", ""), Ok(Route::Index));
-    assert_eq!(
-        route(&head("GET /", ""), b"", &with_token())
-            .unwrap_err()
-            .status(),
-        401
-    );
+fn page_routes_need_no_token() {
+    let index = page::find("/").unwrap();
+    assert_eq!(route_of("GET /", "", ""), Ok(Route::Page(index)));
+    assert_eq!(route_of("GET /index.html", "", ""), Ok(Route::Page(index)));
+    // The page is loaded again on reload, after it took the token out of the address.
+    for path in ["/", "/app.js", "/app.css", "/LICENSES.txt"] {
+        let asset = page::find(path).unwrap();
+        let request = head(&format!("GET {path}"), "");
+        assert_eq!(route(&request, b"", &with_token()), Ok(Route::Page(asset)));
+    }
+    assert_eq!(status_of("POST /", "", ""), 405);
+    assert_eq!(status_of("GET /app.js.gz", "", ""), 404);
+}
+
+#[test]
+fn list_terminals_route_needs_the_token() {
+    assert_eq!(route_of("GET /terminals", "", ""), Ok(Route::ListTerminals));
+    let list = |headers: &str| route(&head("GET /terminals", headers), b"", &with_token());
+    assert_eq!(list("").unwrap_err().status(), 401);
+    assert_eq!(list("X-Axs-Token: s3cret\r\n"), Ok(Route::ListTerminals));
+    let evil = "Origin: https://evil.example\r\nX-Axs-Token: s3cret\r\n";
+    assert_eq!(list(evil).unwrap_err().status(), 403);
 }
 
 #[test]
@@ -127,16 +141,16 @@ fn create_terminal_bad_bodies_name_the_field() {
 
 #[test]
 fn create_terminal_wrong_method() {
-    let err = route_of("GET /terminals", "", "").unwrap_err();
+    let err = route_of("PUT /terminals", "", "").unwrap_err();
     assert_eq!(
         err,
         ApiError::MethodNotAllowed {
-            allow: "POST, OPTIONS"
+            allow: "GET, POST, OPTIONS"
         }
     );
     assert_eq!(
         err.error_response(&[]).header("allow"),
-        Some("POST, OPTIONS")
+        Some("GET, POST, OPTIONS")
     );
     assert_eq!(status_of("PUT /terminals", "", ""), 405);
     assert_eq!(status_of("HEAD /status", "", ""), 405);
@@ -587,7 +601,7 @@ fn the_view_token_only_watches() {
             route(&head(line, headers), body.as_bytes(), &policy)
         };
         assert_eq!(routed("GET /status", VIEW, ""), Ok(Route::Status));
-        assert_eq!(routed("GET /", VIEW, ""), Ok(Route::Index));
+        assert!(matches!(routed("GET /", VIEW, ""), Ok(Route::Page(_))));
         for query in ["", "?attach=takeover", "?attach=shared", "?attach=view"] {
             let line = format!("GET /terminals/1234{query}");
             match routed(&line, &format!("{VIEW}{WS}"), "") {
@@ -770,7 +784,7 @@ proptest! {
         let policy = with_view_token(with_full_token.then_some("s3cret"));
         if let Ok(HeadParse::Complete { head, .. }) = parse_head(raw.as_bytes()) {
             match route(&head, body.as_bytes(), &policy) {
-                Ok(Route::Status | Route::Index | Route::Preflight) | Err(_) => {}
+                Ok(Route::Status | Route::Page(_) | Route::Preflight | Route::ListTerminals) | Err(_) => {}
                 Ok(Route::Attach(request)) => {
                     prop_assert_eq!(request.policy, Some(AttachPolicy::View));
                 }

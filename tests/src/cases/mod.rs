@@ -12,6 +12,7 @@ mod replay;
 mod security;
 mod storm;
 mod viewers;
+mod web;
 
 pub use editor::*;
 pub use exit::*;
@@ -25,6 +26,7 @@ pub use replay::*;
 pub use security::*;
 pub use storm::*;
 pub use viewers::*;
+pub use web::*;
 
 use std::time::Duration;
 
