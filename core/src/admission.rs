@@ -8,14 +8,27 @@
 //! every counted connection is busy (its request is complete and being answered), the new
 //! one is refused with a 503 instead.
 //!
+//! # Out of descriptors
+//!
+//! When `accept` fails because the process (or the system) has no descriptor left, the
+//! connection waits in the listen backlog; it may be the `/status` or the new session
+//! that matters. The oldest connection still reading its request is evicted to free one
+//! descriptor, and the runtime accepts again at once. Only one such eviction is in flight
+//! at a time: the next waits until the evicted connection's close is reported (its
+//! descriptor is free then) or [`ACCEPT_RETRY`] passed, so a burst of failed accepts
+//! never drops every idle client at once. With nothing to evict (or one in flight) the
+//! runtime waits [`ACCEPT_RETRY`] before accepting again, rather than spinning.
+//!
 //! Invariants: counted connections never exceed [`MAX_CONNECTIONS`]; ids are never reused
 //! (a late report about an evicted connection is ignored); eviction takes the oldest
-//! evictable connection first.
+//! evictable connection first; at most one eviction for descriptors is in flight.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::http::Response;
-use crate::limits::MAX_CONNECTIONS;
+use crate::limits::{ACCEPT_RETRY, MAX_CONNECTIONS};
+use crate::time::Time;
 
 /// A connection's id, given by [`crate::server::Server::connection_opened`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,6 +41,15 @@ pub enum Admission {
     Admitted(ConnId),
     /// Write this answer (503), then close: every connection is busy.
     Refused(Response),
+}
+
+/// Why `accept` failed, as far as admission cares (the runtime translates the OS error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptFailure {
+    /// No descriptor left for the new socket (`EMFILE`, `ENFILE`).
+    OutOfDescriptors,
+    /// Anything else (memory, a connection aborted in the backlog, ...).
+    Other,
 }
 
 /// Where a connection is, as far as admission cares.
@@ -62,6 +84,8 @@ pub(crate) struct Connections {
     counted: usize,
     upgraded: usize,
     last_id: u64,
+    /// The connection evicted to free a descriptor, and when, until its close is reported.
+    freeing: Option<(ConnId, Time)>,
 }
 
 impl Connections {
@@ -69,12 +93,7 @@ impl Connections {
     pub(crate) fn open(&mut self) -> Opened {
         let mut evicted = None;
         if self.counted >= MAX_CONNECTIONS {
-            let oldest_reading = self
-                .open
-                .iter()
-                .find(|(_, phase)| **phase == ConnPhase::Reading)
-                .map(|(id, _)| *id);
-            let Some(oldest) = oldest_reading else {
+            let Some(oldest) = self.oldest_reading() else {
                 return Opened::Refused;
             };
             self.close(oldest);
@@ -85,6 +104,39 @@ impl Connections {
         self.open.insert(id, ConnPhase::Reading);
         self.counted += 1;
         Opened::Admitted { id, evicted }
+    }
+
+    /// `accept` failed at `now`: evicts the oldest connection still reading its request
+    /// when that frees a descriptor the backlog needs (see the module docs). Returns the
+    /// evicted connection, if any, and how long to wait before accepting again.
+    pub(crate) fn accept_failed(
+        &mut self,
+        failure: AcceptFailure,
+        now: Time,
+    ) -> (Option<ConnId>, Duration) {
+        if failure != AcceptFailure::OutOfDescriptors || self.is_freeing(now) {
+            return (None, ACCEPT_RETRY);
+        }
+        let Some(oldest) = self.oldest_reading() else {
+            return (None, ACCEPT_RETRY);
+        };
+        self.close(oldest);
+        self.freeing = Some((oldest, now));
+        (Some(oldest), Duration::ZERO)
+    }
+
+    /// An eviction for descriptors is in flight: reported closed neither yet nor long ago.
+    fn is_freeing(&self, now: Time) -> bool {
+        self.freeing
+            .is_some_and(|(_, since)| now < since.after(ACCEPT_RETRY))
+    }
+
+    /// The oldest connection that has not completed its request yet.
+    fn oldest_reading(&self) -> Option<ConnId> {
+        self.open
+            .iter()
+            .find(|(_, phase)| **phase == ConnPhase::Reading)
+            .map(|(id, _)| *id)
     }
 
     /// The connection's request is complete: it is being answered, not idle.
@@ -107,8 +159,12 @@ impl Connections {
         }
     }
 
-    /// The connection closed (unknown or evicted ids are ignored).
+    /// The connection closed (unknown or evicted ids are ignored, except that the close
+    /// of one evicted for descriptors means its descriptor is free).
     pub(crate) fn close(&mut self, id: ConnId) {
+        if self.freeing.is_some_and(|(freeing, _)| freeing == id) {
+            self.freeing = None;
+        }
         match self.open.remove(&id) {
             Some(ConnPhase::Upgraded) => self.upgraded -= 1,
             Some(_) => self.counted -= 1,

@@ -21,8 +21,9 @@
 //! [`SHUTDOWN_LIMIT`] whatever is left.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
-use crate::admission::{Admission, ConnId, Connections, Opened};
+use crate::admission::{AcceptFailure, Admission, ConnId, Connections, Opened};
 use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize, TerminalInfo};
 use crate::client::Generation;
 use crate::deadline::Deadlines;
@@ -527,6 +528,16 @@ impl Server {
                 Admission::Refused(error.error_response(&[]))
             }
         }
+    }
+
+    /// `accept` failed at `now`. Out of descriptors, the oldest connection still reading
+    /// its request may be evicted ([`Output::Evict`]) so the backlog's next connection
+    /// gets its descriptor (see [`crate::admission`]). Returns how long to wait before
+    /// accepting again: zero right after an eviction, else [`crate::limits::ACCEPT_RETRY`].
+    pub fn accept_failed(&mut self, failure: AcceptFailure, now: Time) -> Duration {
+        let (evicted, pause) = self.connections.accept_failed(failure, now);
+        self.outputs.extend(evicted.map(Output::Evict));
+        pause
     }
 
     /// The connection's request arrived whole: it is busy, no longer evictable.

@@ -4,14 +4,16 @@
 
 use std::net::SocketAddr;
 
-use axs_core::admission::Admission;
+use std::time::Duration;
+
+use axs_core::admission::{AcceptFailure, Admission};
 use axs_core::api::{Policy, EXECUTE_COMMAND_TIMEOUT};
 use axs_core::frame::ExitStatus;
 use axs_core::http::{parse_head, HeadParse, RequestHead, Response};
 use axs_core::job::{JobAction, JobId, JobSpawnFailure};
 use axs_core::limits::{
-    self, COMMAND_DRAIN_AFTER_EXIT, COMMAND_MAX_OUTPUT, MAX_CONNECTIONS, MAX_JOBS, SHUTDOWN_LIMIT,
-    TERMINATE_GRACE,
+    self, ACCEPT_RETRY, COMMAND_DRAIN_AFTER_EXIT, COMMAND_MAX_OUTPUT, MAX_CONNECTIONS, MAX_JOBS,
+    SHUTDOWN_LIMIT, TERMINATE_GRACE,
 };
 use axs_core::process::{Signal, SignalKind};
 use axs_core::server::{Output, Reply, Server, ServerConfig};
@@ -564,4 +566,77 @@ fn upgraded_connections_do_not_count() {
         s.connection_request_complete(id);
     }
     assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn out_of_descriptors_evicts_the_oldest_idle_connection_and_accepts_at_once() {
+    let mut s = server();
+    let ids: Vec<_> = (0..4).map(|_| admitted(&mut s)).collect();
+    s.connection_request_complete(ids[0]);
+    let pause = s.accept_failed(AcceptFailure::OutOfDescriptors, ms(0));
+    assert_eq!(
+        pause,
+        Duration::ZERO,
+        "a descriptor is being freed: accept again"
+    );
+    assert_eq!(drain(&mut s), vec![Output::Evict(ids[1])]);
+    assert_eq!(s.connections_counted(), 3);
+}
+
+#[test]
+fn one_eviction_for_descriptors_at_a_time_until_its_close_is_reported() {
+    let mut s = server();
+    let ids: Vec<_> = (0..4).map(|_| admitted(&mut s)).collect();
+    assert_eq!(
+        s.accept_failed(AcceptFailure::OutOfDescriptors, ms(0)),
+        Duration::ZERO
+    );
+    assert_eq!(drain(&mut s), vec![Output::Evict(ids[0])]);
+    // The evicted socket is not closed yet: accepting fails again, nobody else goes.
+    assert_eq!(
+        s.accept_failed(AcceptFailure::OutOfDescriptors, ms(1)),
+        ACCEPT_RETRY
+    );
+    assert!(drain(&mut s).is_empty());
+    // Its close is reported: the next failure may free the next descriptor.
+    s.connection_closed(ids[0]);
+    assert_eq!(
+        s.accept_failed(AcceptFailure::OutOfDescriptors, ms(2)),
+        Duration::ZERO
+    );
+    assert_eq!(drain(&mut s), vec![Output::Evict(ids[1])]);
+    // A close never reported holds evictions back for `ACCEPT_RETRY` only.
+    let later = ms(2).after(ACCEPT_RETRY);
+    assert_eq!(
+        s.accept_failed(AcceptFailure::OutOfDescriptors, later),
+        Duration::ZERO
+    );
+    assert_eq!(drain(&mut s), vec![Output::Evict(ids[2])]);
+}
+
+#[test]
+fn out_of_descriptors_with_every_connection_busy_waits() {
+    let mut s = server();
+    let busy = admitted(&mut s);
+    s.connection_request_complete(busy);
+    let ws = admitted(&mut s);
+    s.connection_upgraded(ws);
+    assert_eq!(
+        s.accept_failed(AcceptFailure::OutOfDescriptors, ms(0)),
+        ACCEPT_RETRY
+    );
+    assert!(
+        drain(&mut s).is_empty(),
+        "busy and upgraded are never evicted"
+    );
+    assert_eq!(s.connections_counted(), 1);
+}
+
+#[test]
+fn other_accept_failures_evict_nobody() {
+    let mut s = server();
+    admitted(&mut s);
+    assert_eq!(s.accept_failed(AcceptFailure::Other, ms(0)), ACCEPT_RETRY);
+    assert!(drain(&mut s).is_empty());
+    assert_eq!(s.connections_counted(), 1);
 }

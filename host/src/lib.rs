@@ -40,7 +40,7 @@ pub mod ws;
 /// `TCP_NOTSENT_LOWAT`, re-exported so a runtime's socket tuning needs only this crate.
 pub use axs_pty::set_send_low_water;
 pub use clock::Clock;
-pub use net::{bind_address, bind_listener, lan_address};
+pub use net::{accept_failure, bind_address, bind_listener, lan_address};
 pub use program::{home_dir, login_shell, session_program, FALLBACK_SHELL};
 pub use spawn::{command_failure, spawn_command, spawn_session, spawn_shell_command};
 pub use startup::{announce_failure, cli_exit, fail_startup, ready, start_up, StartUp};

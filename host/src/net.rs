@@ -8,6 +8,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 
+use axs_core::admission::AcceptFailure;
 use axs_pty::{error_text, up_ipv4_interfaces, Ipv4Interface};
 
 use crate::cli::Bind;
@@ -83,6 +84,18 @@ pub fn bind_listener(ip: IpAddr, port: u16) -> io::Result<TcpListener> {
     })
 }
 
+/// `EMFILE` and `ENFILE` (the same on every Linux architecture): the process's or the
+/// system's descriptor table is full.
+const OUT_OF_DESCRIPTORS: [i32; 2] = [24, 23];
+
+/// What a failed `accept` means to the core's admission.
+pub fn accept_failure(error: &io::Error) -> AcceptFailure {
+    match error.raw_os_error() {
+        Some(errno) if OUT_OF_DESCRIPTORS.contains(&errno) => AcceptFailure::OutOfDescriptors,
+        _ => AcceptFailure::Other,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
@@ -134,6 +147,16 @@ mod tests {
             Ok(ip) => assert!(!ip.is_loopback()),
             Err(e) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
         }
+    }
+
+    #[test]
+    fn a_full_descriptor_table_is_told_apart() {
+        let emfile = io::Error::from_raw_os_error(24);
+        assert_eq!(accept_failure(&emfile), AcceptFailure::OutOfDescriptors);
+        let enfile = io::Error::from_raw_os_error(23);
+        assert_eq!(accept_failure(&enfile), AcceptFailure::OutOfDescriptors);
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(accept_failure(&aborted), AcceptFailure::Other);
     }
 
     #[test]

@@ -27,7 +27,6 @@ use std::rc::Rc;
 
 use async_io::Async;
 use async_signal::{Signal, Signals};
-use axs_core::limits::ACCEPT_RETRY;
 use axs_core::server::Server;
 use axs_pty::{SigchldPipe, SpawnOptions};
 use futures_lite::StreamExt;
@@ -98,9 +97,17 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
                 match listener.accept().await {
                     Ok((stream, _)) => serve_connection(&accept, stream),
                     Err(e) => {
-                        // Out of descriptors, usually: wait a little instead of spinning.
+                        // Out of descriptors, usually: the core may evict an idle
+                        // connection to free one, and says how long to wait.
                         log::warn!("accept: {e}");
-                        async_io::Timer::after(ACCEPT_RETRY).await;
+                        let failure = axs_host::accept_failure(&e);
+                        let pause = accept.call(|server, now| server.accept_failed(failure, now));
+                        if pause.is_zero() {
+                            // Let the evicted connection's task close its socket first.
+                            futures_lite::future::yield_now().await;
+                        } else {
+                            async_io::Timer::after(pause).await;
+                        }
                     }
                 }
             }

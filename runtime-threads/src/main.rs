@@ -8,7 +8,7 @@
 //!
 //! | thread | how many | blocks in | feeds the core |
 //! |---|---|---|---|
-//! | `main` | 1 | `poll` on the listener and a stop eventfd, then `accept`; closes the listener when shutdown starts | `connection_opened` |
+//! | `main` | 1 | `poll` on the listener and a stop eventfd, then `accept`; closes the listener when shutdown starts | `connection_opened`, `accept_failed` |
 //! | `signals` | 1 | `poll` on the SIGCHLD and SIGINT/SIGTERM self-pipes | `child_exited` (`try_wait` per `unreaped()` pid), `shutdown` |
 //! | `timer` | 1 | condvar until the core's `poll_timeout()` | `handle_timeout` |
 //! | connection | 1 per admitted connection (the core's admission bounds them) | `read`/`write` until the core `Connection`'s deadline; a job's pty | `request`, `connection_*`, `spawned`, `job_*` |
@@ -129,8 +129,10 @@ fn accept(
                 ) => {}
             Err(e) => {
                 log::warn!("accept: {e}");
-                // Out of descriptors or memory: give the others a moment to finish.
-                thread::sleep(ACCEPT_RETRY);
+                // Out of descriptors, usually: the core may evict an idle connection to
+                // free one, and says how long to wait.
+                let failure = axs_host::accept_failure(&e);
+                thread::sleep(shared.call(|server, now| server.accept_failed(failure, now)));
             }
         }
     }
@@ -138,7 +140,7 @@ fn accept(
 
 /// Asks the core to admit a connection, and serves it on a new thread (or refuses it).
 fn admit(shared: &Arc<Shared>, program: &Arc<SpawnOptions>, stream: TcpStream) {
-    let admission = match stream.try_clone() {
+    let admission = match clone_socket(shared, &stream) {
         Ok(clone) => shared.with_state(|state, _| state.open_connection(clone)),
         Err(e) => return log::debug!("accepted connection unusable: {e}"),
     };
@@ -156,6 +158,18 @@ fn admit(shared: &Arc<Shared>, program: &Arc<SpawnOptions>, stream: TcpStream) {
         log::warn!("cannot start a connection thread: {e}");
         closer.with_state(|state, _| state.close_connection(cid));
     }
+}
+
+/// A clone of an accepted socket, the handle that shuts it down on eviction. Out of
+/// descriptors, the core may evict an idle connection first, as when `accept` fails, and
+/// the clone is tried once more: the newest connection (maybe a `/status`) is not the one
+/// to drop.
+fn clone_socket(shared: &Shared, stream: &TcpStream) -> io::Result<TcpStream> {
+    stream.try_clone().or_else(|e| {
+        let failure = axs_host::accept_failure(&e);
+        thread::sleep(shared.call(|server, now| server.accept_failed(failure, now)));
+        stream.try_clone()
+    })
 }
 
 /// Writes the refusal without waiting (it fits a fresh socket's buffer) and closes.

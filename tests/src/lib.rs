@@ -77,6 +77,8 @@ macro_rules! __with_cases {
             shutdown_sigterm,
             shutdown_kills_hup_ignoring_command,
             connection_flood,
+            fd_exhaustion_recovers,
+            spawn_failure_recovers,
             viewer_watches_and_cannot_act,
             view_token_alone_only_watches,
             attach_view_by_choice,

@@ -75,6 +75,27 @@ pub fn group_members(pgid_wanted: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The parent of `pid`.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Every child of `parent`, zombies included (an unreaped child is a leak too), sorted.
+pub fn children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut v: Vec<u32> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|&p| ppid(p) == Some(parent))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
 pub fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -2,6 +2,7 @@
 
 mod editor;
 mod exit;
+mod fds;
 mod flood;
 mod flow;
 mod http_api;
@@ -16,6 +17,7 @@ mod web;
 
 pub use editor::*;
 pub use exit::*;
+pub use fds::*;
 pub use flood::*;
 pub use flow::*;
 pub use http_api::*;
