@@ -11,6 +11,9 @@
 //   beyond MAX_QUEUED_INPUT they are refused with a visible message.
 // - A token given as ?token= is used for every request and socket, then removed from the
 //   address bar and kept in sessionStorage (this tab only).
+// - ?attach=view in the address watches read-only; a view token alone does too. The
+//   server's `attached` message says whether this page is a viewer: then a badge says so,
+//   keystrokes are not sent (the badge says that too), and the window's size is not sent.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
@@ -29,6 +32,8 @@ const statusBar = document.getElementById('status');
 const panel = document.getElementById('panel');
 const panelMessage = document.getElementById('panel-message');
 const terminalList = document.getElementById('terminal-list');
+const viewerBadge = document.getElementById('viewer');
+const watchOnly = new URL(location.href).searchParams.get('attach') === 'view';
 
 const term = new Terminal({
   allowProposedApi: true, // the unicode11 addon uses the proposed `unicode` API
@@ -58,6 +63,7 @@ const link = {
   ended: false, // exited, gone, taken over or refused: no reconnect
   received: 0, // output bytes received, for tests: with no skip, the stream arrived whole
   skips: 0, // "skipped" notices: the server jumped over output this page was too slow for
+  viewer: false, // the server attached this page as a read-only viewer
 };
 window.axs = link; // for tests and debugging, like window.term
 
@@ -185,6 +191,7 @@ function socketUrl() {
   url.hash = '';
   url.searchParams.set('control', '1');
   if (link.offset !== null) url.searchParams.set('since', String(link.offset));
+  if (watchOnly) url.searchParams.set('attach', 'view');
   if (token) url.searchParams.set('token', token);
   return url.href;
 }
@@ -234,6 +241,9 @@ function onText(text) {
   const data = message.data || {};
   switch (message.type) {
     case 'attached':
+      link.viewer = Boolean(data.viewer);
+      viewerBadge.textContent = 'read-only';
+      viewerBadge.hidden = !link.viewer;
       // A full replay repaints from scratch; a resume continues where we are.
       if (data.resumed) link.offset = data.offset;
       else {
@@ -300,6 +310,10 @@ function reconnectLater() {
 
 function send(data) {
   if (link.ended) return;
+  if (link.viewer) {
+    viewerBadge.textContent = 'read-only: typing is not sent';
+    return;
+  }
   const socket = link.socket;
   if (socket && socket.readyState === WebSocket.OPEN && link.queue.length === 0) {
     socket.send(data);
@@ -326,7 +340,7 @@ let resizeTimer = null;
 function sendSize() {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
-    if (link.id === null || link.ended) return;
+    if (link.id === null || link.ended || link.viewer || watchOnly) return;
     request(`/terminals/${link.id}/resize`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
