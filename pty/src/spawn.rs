@@ -78,7 +78,8 @@ pub enum SpawnError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The program could not be started (missing, not executable, pre-exec failure).
+    /// The program could not be started (missing, not executable, a failed step in the
+    /// child before `exec`).
     Exec {
         /// The program asked for.
         program: OsString,
