@@ -1,11 +1,20 @@
-//! Code that runs in the forked child between `fork` and `exec`.
+//! Code that runs in the child between its creation (see `launch.rs`) and `exec`.
 //!
-//! Only async-signal-safe calls are allowed here: the parent may have had other
-//! threads holding locks (the allocator's included) at the moment of the fork, so
-//! nothing in this module allocates, locks, or touches std's buffered I/O.
+//! Only async-signal-safe calls are allowed here: the child of a vfork-style `clone`
+//! runs on the parent's memory while the parent's other threads keep running, and the
+//! child of a `fork` may have copied locks (the allocator's included) held at that
+//! moment; so nothing in this module allocates, locks, or touches std's buffered I/O,
+//! and the only memory it writes is its own stack and [`SIGSYS_COUNT`] (an atomic).
+//!
+//! Order of the steps (each needs the previous one): every signal disposition back to
+//! the default, then the mask emptied (no handler of the parent may run in the child);
+//! the standard descriptors; the working directory; a new session; the controlling
+//! terminal (needs the session and descriptor 0); the close-on-exec sweep.
 
+use std::ffi::CStr;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Environment variable that, set to `1`, skips `close_range` and uses the fallback sweep.
 pub const NO_CLOSE_RANGE_ENV: &str = "AXS_PTY_NO_CLOSE_RANGE";
@@ -37,7 +46,8 @@ impl FdSweep {
 /// Upper bound for the descriptor loop when the soft limit is huge or unlimited.
 const LIMIT_LOOP_CAP: u64 = 1 << 20;
 
-/// Everything the pre-exec hook needs, computed in the parent before the fork.
+/// Everything the child's steps need besides the descriptors and directory, computed
+/// in the parent before the child exists.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChildSetup {
     pub sweep: FdSweep,
@@ -69,13 +79,28 @@ impl ChildSetup {
         }
     }
 
-    /// The pre-exec hook: signals, new session, controlling tty (when asked), descriptor
-    /// sweep.
+    /// The child's steps before `exec`: signals, `stdio` onto descriptors 0, 1 and 2,
+    /// `cwd`, new session, controlling tty (when asked), descriptor sweep.
     ///
-    /// std has already placed the slave (or the pipes) on descriptors 0, 1 and 2 when
-    /// this runs.
-    pub fn run(&self) -> io::Result<()> {
+    /// Every `stdio` descriptor must be above 2 (so `dup2` always makes a new,
+    /// inheritable copy) and may be close-on-exec. Allocation-free: an `io::Error`
+    /// made from an errno is a plain integer.
+    pub fn run(&self, stdio: &[RawFd; 3], cwd: Option<&CStr>) -> io::Result<()> {
         reset_signals();
+        for (target, &source) in (0..).zip(stdio) {
+            // SAFETY: dup2 is async-signal-safe and takes integers; `source` is open
+            // in the child's copy of the parent's descriptor table.
+            if unsafe { libc::dup2(source, target) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some(dir) = cwd {
+            // SAFETY: chdir is async-signal-safe; `dir` is NUL-terminated and owned by
+            // the parent, which outlives the child's use of it (see launch.rs).
+            if unsafe { libc::chdir(dir.as_ptr()) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         rustix::process::setsid()?;
         if self.controlling_tty {
             set_controlling_tty()?;
@@ -103,42 +128,87 @@ impl ChildSetup {
 
 /// Makes descriptor 0 (a pty slave) the controlling terminal of the new session.
 fn set_controlling_tty() -> io::Result<()> {
-    // SAFETY: descriptor 0 is the pty slave (std dup2'ed it there before running
-    // pre-exec hooks); TIOCSCTTY takes an int argument, 0 = do not steal.
+    // SAFETY: descriptor 0 is the pty slave (`run` dup2'ed it there); TIOCSCTTY takes
+    // an int argument, 0 = do not steal.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY as _, 0) } == -1 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// Restores default dispositions for every signal and empties the signal mask.
+/// Size in bytes of the kernel's signal set (`_NSIG / 8`), as the raw `rt_sig*` calls
+/// want it (libc's `sigset_t` is larger on glibc).
+#[cfg(any(target_arch = "mips", target_arch = "mips64"))]
+pub(crate) const KERNEL_SIGSET_BYTES: usize = 16;
+/// Size in bytes of the kernel's signal set (`_NSIG / 8`), as the raw `rt_sig*` calls
+/// want it (libc's `sigset_t` is larger on glibc).
+#[cfg(not(any(target_arch = "mips", target_arch = "mips64")))]
+pub(crate) const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// Highest signal number.
+const LAST_SIGNAL: libc::c_int = (KERNEL_SIGSET_BYTES * 8) as libc::c_int;
+
+/// Restores default dispositions for every signal, then empties the signal mask.
 ///
-/// Handlers are reset by `exec` anyway, but ignored signals (SIGPIPE in a Rust
-/// parent, SIGHUP under nohup) and the mask would otherwise be inherited.
+/// Handlers are reset by `exec` anyway, but the child runs before that with the
+/// parent's handlers, which must never run on the parent's memory; and ignored
+/// signals (SIGPIPE in a Rust parent, SIGHUP under nohup) and the mask would
+/// otherwise be inherited by the program. Raw syscalls, as glibc's and musl's own
+/// `posix_spawn` children do: they reach libc's internal signals too, and take none
+/// of libc's locks (musl's `sigaction(SIGABRT)` takes one).
 fn reset_signals() {
-    for sig in 1..=64 {
-        // SIGKILL and SIGSTOP cannot change; libc-reserved numbers just fail.
+    // All zeroes is SIG_DFL, no flags, empty mask in every architecture's layout of
+    // the kernel's `struct sigaction`; 64 bytes cover the largest.
+    let default_action = [0u64; 8];
+    for sig in 1..=LAST_SIGNAL {
+        // SIGKILL and SIGSTOP cannot change; the kernel refuses them with EINVAL.
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            set_handler(sig, libc::SIG_DFL);
+            // SAFETY: rt_sigaction reads the (valid, large enough) buffer and writes
+            // nothing (no old action); it is a plain syscall, async-signal-safe.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    KERNEL_SIGSET_BYTES,
+                )
+            };
         }
     }
-    // SAFETY: sigprocmask is async-signal-safe; the set is initialised by sigemptyset.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    }
+    set_signal_mask(&[0; 2]);
 }
 
-/// Set by [`on_sigsys`] when seccomp traps `close_range` (the child's own copy).
-static SIGSYS_SEEN: AtomicBool = AtomicBool::new(false);
+/// Replaces the calling thread's signal mask with `mask` (raw: libc's internal signals
+/// included); returns the previous mask.
+pub(crate) fn set_signal_mask(mask: &[u64; 2]) -> [u64; 2] {
+    let mut old = [0u64; 2];
+    // SAFETY: rt_sigprocmask reads KERNEL_SIGSET_BYTES (at most 16) from `mask` and
+    // writes as many to `old`, both 16 bytes long; it is async-signal-safe.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            mask.as_ptr(),
+            old.as_mut_ptr(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+    old
+}
+
+/// Counts SIGSYS traps in children ([`on_sigsys`]). A vfork-style child shares it with
+/// the parent and with concurrent children, so a child compares it before and after
+/// its own call: a change means a trap (its own, or rarely another child's, which only
+/// sends it to the safe fallback). A forked child has its own copy.
+static SIGSYS_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_sigsys(_sig: libc::c_int) {
-    SIGSYS_SEEN.store(true, Ordering::Relaxed);
+    SIGSYS_COUNT.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Marks 3.. close-on-exec in one call (Linux 5.11+); close-on-exec rather than close
-/// so std's exec-error pipe survives until `exec` and reports a failure.
+/// so the fork path's exec-error pipe survives until `exec` and reports a failure.
 ///
 /// Kernels before 5.11 answer ENOSYS or EINVAL, container filters usually EPERM.
 /// Android's app filter instead traps unknown syscalls with SIGSYS, whose default
@@ -147,6 +217,7 @@ extern "C" fn on_sigsys(_sig: libc::c_int) {
 /// holds the syscall number, so only an exact 0 with no SIGSYS counts as success.
 fn close_range_cloexec() -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let traps_before = SIGSYS_COUNT.load(Ordering::Relaxed);
     set_handler(
         libc::SIGSYS,
         on_sigsys as extern "C" fn(libc::c_int) as libc::sighandler_t,
@@ -162,7 +233,7 @@ fn close_range_cloexec() -> io::Result<()> {
     };
     let err = io::Error::last_os_error();
     set_handler(libc::SIGSYS, libc::SIG_DFL);
-    if rc == 0 && !SIGSYS_SEEN.load(Ordering::Relaxed) {
+    if rc == 0 && SIGSYS_COUNT.load(Ordering::Relaxed) == traps_before {
         Ok(())
     } else if rc == -1 {
         Err(err)
@@ -171,10 +242,12 @@ fn close_range_cloexec() -> io::Result<()> {
     }
 }
 
-/// Installs `handler` (or SIG_DFL / SIG_IGN) for `sig`, ignoring failure.
+/// Installs `handler` (or SIG_DFL) for `sig`, ignoring failure. Through libc, which
+/// supplies the signal-return trampoline a handler needs; used for SIGSYS only, for
+/// which no libc takes a lock.
 fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) {
     // SAFETY: sigaction is async-signal-safe; the struct is zeroed then filled in;
-    // the only handler passed in (on_sigsys) does one atomic store.
+    // the only handler passed in (on_sigsys) does one atomic add.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler;

@@ -19,9 +19,12 @@
 //! Switches read from the environment (by the runtimes, through the helpers):
 //! `AXS_PTY_PEER=1` forces the `TIOCGPTPEER` slave path ([`SlaveOpen::from_env`]);
 //! `AXS_PTY_NO_CLOSE_RANGE=1` makes the child skip `close_range` and walk
-//! `/proc/self/fd` instead ([`FdSweep::from_env`], meant for tests).
+//! `/proc/self/fd` instead ([`FdSweep::from_env`], meant for tests);
+//! `AXS_PTY_FORK=1` spawns with `fork` instead of a vfork-style `clone`
+//! ([`SpawnMethod::from_env`]: for comparisons, and an escape hatch).
 
 mod child;
+mod launch;
 pub mod logging;
 mod memory;
 mod net;
@@ -36,6 +39,7 @@ mod terminate;
 mod user;
 
 pub use child::{FdSweep, NO_CLOSE_RANGE_ENV};
+pub use launch::{SpawnMethod, FORK_ENV};
 pub use memory::resident_bytes;
 pub use net::{set_send_low_water, up_ipv4_interfaces, Ipv4Interface};
 pub use pipes::{spawn_piped, PipedChild, PipedOptions, PRIVATE_ENV_PREFIX};

@@ -8,12 +8,14 @@
 //! switches and secrets, like `AXS_TOKEN` and `AXS_READY_PIPE`).
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
+use rustix::pipe::PipeFlags;
 
 use crate::child::{ChildSetup, FdSweep};
+use crate::launch::{launch, ExecPlan, SpawnMethod};
 use crate::spawn::{check_dir, SpawnError};
 
 /// The prefix of the variables a piped child never sees.
@@ -30,15 +32,19 @@ pub struct PipedOptions {
     pub cwd: Option<PathBuf>,
     /// How the child closes inherited descriptors (see [`FdSweep::from_env`]; tests only).
     pub fd_sweep: FdSweep,
+    /// How the child process is created (see [`SpawnMethod::from_env`]).
+    pub spawn_method: SpawnMethod,
 }
 
 impl PipedOptions {
-    /// Options for `program` with no arguments, the `fd_sweep` switch read from the
-    /// environment ([`FdSweep::from_env`]).
+    /// Options for `program` with no arguments, the `fd_sweep` and `spawn_method`
+    /// switches read from the environment ([`FdSweep::from_env`],
+    /// [`SpawnMethod::from_env`]).
     pub fn new(program: impl Into<OsString>) -> PipedOptions {
         PipedOptions {
             program: program.into(),
             fd_sweep: FdSweep::from_env(),
+            spawn_method: SpawnMethod::from_env(),
             ..PipedOptions::default()
         }
     }
@@ -47,7 +53,7 @@ impl PipedOptions {
 /// A running child on pipes: its pid (= session id = process group id) and the parent's
 /// ends of its standard streams.
 ///
-/// The three ends are close-on-exec and **blocking**, as std creates them; an async
+/// The three ends are close-on-exec and **blocking**; an async
 /// runtime switches them with [`crate::set_nonblocking`]. Closing `stdin` is the child's
 /// end of input; `stdout` and `stderr` read 0 (EOF) once every process holding the
 /// other end (the child and whatever inherited it) has closed it.
@@ -66,62 +72,74 @@ pub struct PipedChild {
 /// Starts `opts.program` on three pipes, as a session leader with only descriptors 0, 1
 /// and 2 open and no `AXS_*` variable in its environment.
 ///
-/// Returns once `exec` has succeeded (std's exec-error pipe tells), so a missing program
-/// is reported here, and nothing is left behind then (std reaps the failed child). The
-/// caller owns reaping, with [`crate::wait_blocking`] or [`crate::try_wait`].
+/// Returns once `exec` has succeeded, so a missing program is reported here, and nothing
+/// is left behind then (the failed child is reaped, every pipe closed). The caller owns
+/// reaping, with [`crate::wait_blocking`] or [`crate::try_wait`].
 pub fn spawn_piped(opts: &PipedOptions) -> Result<PipedChild, SpawnError> {
     if let Some(dir) = &opts.cwd {
         check_dir(dir)?;
     }
-    let mut cmd = command(opts);
-    let setup = ChildSetup::without_tty(opts.fd_sweep);
-    // SAFETY: the hook only makes async-signal-safe calls (sigaction, sigprocmask,
-    // setsid, close_range/getdents64/fcntl) and allocates nothing; see child.rs.
-    unsafe { cmd.pre_exec(move || setup.run()) };
-    let mut child = cmd.spawn().map_err(|source| SpawnError::Exec {
+    let exec_err = |source| SpawnError::Exec {
         program: opts.program.clone(),
         source,
-    })?;
-    let pid = child.id();
-    let ends = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-    // Dropping a std Child neither waits nor kills: the runtime reaps by pid.
-    drop(child);
-    match ends {
-        (Some(stdin), Some(stdout), Some(stderr)) => Ok(PipedChild {
-            pid,
-            stdin: stdin.into(),
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-        }),
-        // std always fills all three for `Stdio::piped()`; stay safe if it ever did not.
-        _ => {
-            let _ = crate::kill_group(pid);
-            let _ = crate::wait_blocking(pid);
-            Err(SpawnError::Exec {
-                program: opts.program.clone(),
-                source: std::io::Error::other("a standard stream pipe is missing"),
-            })
-        }
+    };
+    let plan = ExecPlan::new(
+        &opts.program,
+        &opts.args,
+        &child_env(),
+        opts.cwd.as_deref(),
+        ChildSetup::without_tty(opts.fd_sweep),
+    )
+    .map_err(exec_err)?;
+    let pipes = StdioPipes::new().map_err(exec_err)?;
+    let child_ends = [
+        pipes.stdin_read.as_fd(),
+        pipes.stdout_write.as_fd(),
+        pipes.stderr_write.as_fd(),
+    ];
+    let pid = launch(&plan, child_ends, opts.spawn_method).map_err(exec_err)?;
+    // The child's ends close here: reads see EOF once the child (and whatever
+    // inherited them) has closed its copies.
+    Ok(PipedChild {
+        pid,
+        stdin: pipes.stdin_write,
+        stdout: pipes.stdout_read,
+        stderr: pipes.stderr_read,
+    })
+}
+
+/// The three pipes of a piped child, all ends close-on-exec.
+struct StdioPipes {
+    stdin_read: OwnedFd,
+    stdin_write: OwnedFd,
+    stdout_read: OwnedFd,
+    stdout_write: OwnedFd,
+    stderr_read: OwnedFd,
+    stderr_write: OwnedFd,
+}
+
+impl StdioPipes {
+    fn new() -> io::Result<StdioPipes> {
+        let (stdin_read, stdin_write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+        let (stdout_read, stdout_write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+        let (stderr_read, stderr_write) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC)?;
+        Ok(StdioPipes {
+            stdin_read,
+            stdin_write,
+            stdout_read,
+            stdout_write,
+            stderr_read,
+            stderr_write,
+        })
     }
 }
 
-/// Builds the command: program, args, cwd, pipes, and the environment without `AXS_*`.
-fn command(opts: &PipedOptions) -> Command {
-    let mut cmd = Command::new(&opts.program);
-    cmd.args(&opts.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key
-            .as_encoded_bytes()
-            .starts_with(PRIVATE_ENV_PREFIX.as_bytes())
-        {
-            cmd.env_remove(key);
-        }
-    }
-    if let Some(dir) = &opts.cwd {
-        cmd.current_dir(dir);
-    }
-    cmd
+/// The server's environment without any `AXS_*` variable.
+fn child_env() -> Vec<(OsString, OsString)> {
+    std::env::vars_os()
+        .filter(|(key, _)| {
+            !key.as_encoded_bytes()
+                .starts_with(PRIVATE_ENV_PREFIX.as_bytes())
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! A reactor-based runtime registers [`SigchldPipe::fd`] for readability; when it
 //! fires, it calls [`SigchldPipe::drain`] and then `try_wait` for each pid it owns.
 //! Signals coalesce, so one wake-up may stand for several exits: always check all.
-//! Never reap with `waitpid(-1)`: std reaps a child whose `exec` failed itself, and
+//! Never reap with `waitpid(-1)`: `spawn` reaps a child whose `exec` failed itself, and
 //! a wildcard wait would steal that status (and other libraries' children).
 
 use std::io;

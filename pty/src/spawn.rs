@@ -3,12 +3,11 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use crate::child::{ChildSetup, FdSweep};
+use crate::launch::{launch, ExecPlan, SpawnMethod};
 use crate::pty::{open_pair, SlaveOpen, WinSize};
 use crate::ready_pipe::READY_PIPE_ENV;
 
@@ -35,18 +34,22 @@ pub struct SpawnOptions {
     pub slave_open: SlaveOpen,
     /// How the child closes inherited descriptors (see [`FdSweep::from_env`]; tests only).
     pub fd_sweep: FdSweep,
+    /// How the child process is created (see [`SpawnMethod::from_env`]).
+    pub spawn_method: SpawnMethod,
 }
 
 impl SpawnOptions {
     /// Options for `program` with no arguments, 80x24, and the environment switches
-    /// applied: `slave_open` from [`SlaveOpen::from_env`] (`AXS_PTY_PEER=1`) and
-    /// `fd_sweep` from [`FdSweep::from_env`] (`AXS_PTY_NO_CLOSE_RANGE=1`).
+    /// applied: `slave_open` from [`SlaveOpen::from_env`] (`AXS_PTY_PEER=1`),
+    /// `fd_sweep` from [`FdSweep::from_env`] (`AXS_PTY_NO_CLOSE_RANGE=1`) and
+    /// `spawn_method` from [`SpawnMethod::from_env`] (`AXS_PTY_FORK=1`).
     /// (`SpawnOptions::default()` ignores the environment.)
     pub fn new(program: impl Into<OsString>) -> SpawnOptions {
         SpawnOptions {
             program: program.into(),
             slave_open: SlaveOpen::from_env(),
             fd_sweep: FdSweep::from_env(),
+            spawn_method: SpawnMethod::from_env(),
             ..SpawnOptions::default()
         }
     }
@@ -75,7 +78,8 @@ pub enum SpawnError {
         /// The underlying error.
         source: io::Error,
     },
-    /// The program could not be started (missing, not executable, pre-exec failure).
+    /// The program could not be started (missing, not executable, a failed step in the
+    /// child before `exec`).
     Exec {
         /// The program asked for.
         program: OsString,
@@ -122,39 +126,31 @@ pub const DEFAULT_TERM: &str = "xterm-256color";
 /// Starts `opts.program` on a new pty, as a session leader with the pty as its
 /// controlling terminal and only descriptors 0, 1 and 2 open.
 ///
-/// Returns once `exec` has succeeded (std's exec-error pipe tells), so a missing
-/// program is reported here. The child is not reaped by this crate's spawn: the
-/// caller owns reaping, with [`crate::wait_blocking`] or [`crate::try_wait`].
+/// Returns once `exec` has succeeded, so a missing program is reported here (and the
+/// failed child is reaped). The cost does not grow with the server's memory or threads
+/// (see [`SpawnMethod`]). The caller owns reaping, with [`crate::wait_blocking`] or
+/// [`crate::try_wait`].
 pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, SpawnError> {
     if let Some(dir) = &opts.cwd {
         check_dir(dir)?;
     }
-    let pair = open_pair(opts.size, opts.slave_open).map_err(SpawnError::Pty)?;
     let exec_err = |source| SpawnError::Exec {
         program: opts.program.clone(),
         source,
     };
-    let mut cmd = command(opts);
-    for stdio in 0..3 {
-        let fd = pair.slave.try_clone().map_err(SpawnError::Pty)?;
-        match stdio {
-            0 => cmd.stdin(Stdio::from(fd)),
-            1 => cmd.stdout(Stdio::from(fd)),
-            _ => cmd.stderr(Stdio::from(fd)),
-        };
-    }
-    let setup = ChildSetup::new(opts.fd_sweep);
-    // SAFETY: the hook only makes async-signal-safe calls (sigaction, sigprocmask,
-    // setsid, ioctl, close_range/getdents64/fcntl) and allocates nothing; see child.rs.
-    unsafe { cmd.pre_exec(move || setup.run()) };
-    // On exec failure std has already reaped the child before returning the error.
-    let child = cmd.spawn().map_err(exec_err)?;
-    let pid = child.id();
-    // Dropping a std Child neither waits nor kills: the runtime reaps by pid.
-    drop(child);
-    // The parent's copies of the slave close here (cmd holds three, pair one), so the
-    // master sees EIO once every process in the session has closed the terminal.
-    drop(cmd);
+    let plan = ExecPlan::new(
+        &opts.program,
+        &opts.args,
+        &child_env(opts),
+        opts.cwd.as_deref(),
+        ChildSetup::new(opts.fd_sweep),
+    )
+    .map_err(exec_err)?;
+    let pair = open_pair(opts.size, opts.slave_open).map_err(SpawnError::Pty)?;
+    let slave = pair.slave.as_fd();
+    let pid = launch(&plan, [slave, slave, slave], opts.spawn_method).map_err(exec_err)?;
+    // The parent's slave closes here, so the master sees EIO once every process in
+    // the session has closed the terminal.
     drop(pair.slave);
     Ok(Spawned {
         pid,
@@ -162,26 +158,30 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, SpawnError> {
     })
 }
 
-/// Builds the command: program, args, environment with TERM and without the server's
-/// own variables ([`SERVER_ONLY_ENV`]), even when `opts.env` names them.
-fn command(opts: &SpawnOptions) -> Command {
-    let mut cmd = Command::new(&opts.program);
-    cmd.args(&opts.args);
-    for name in SERVER_ONLY_ENV {
-        cmd.env_remove(name);
-    }
+/// The child's environment: the server's, with TERM and without the server's own
+/// variables ([`SERVER_ONLY_ENV`]), even when `opts.env` names them.
+fn child_env(opts: &SpawnOptions) -> Vec<(OsString, OsString)> {
+    let server_only = |key: &OsString| SERVER_ONLY_ENV.iter().any(|name| key == name);
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(key, _)| !server_only(key))
+        .collect();
     if !opts.env.iter().any(|(k, _)| k == "TERM") {
-        cmd.env("TERM", DEFAULT_TERM);
+        set_var(&mut env, "TERM".into(), DEFAULT_TERM.into());
     }
     for (key, value) in &opts.env {
-        if !SERVER_ONLY_ENV.iter().any(|name| key == name) {
-            cmd.env(key, value);
+        if !server_only(key) {
+            set_var(&mut env, key.clone(), value.clone());
         }
     }
-    if let Some(dir) = &opts.cwd {
-        cmd.current_dir(dir);
+    env
+}
+
+/// Sets `key` in `env`, replacing its value when present.
+fn set_var(env: &mut Vec<(OsString, OsString)>, key: OsString, value: OsString) {
+    match env.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => env.push((key, value)),
     }
-    cmd
 }
 
 /// Checks the working directory in the parent, so the error names it (a chdir

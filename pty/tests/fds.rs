@@ -8,7 +8,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
-use axs_pty::{spawn, FdSweep, SlaveOpen, SpawnOptions};
+use axs_pty::{spawn, FdSweep, SlaveOpen, SpawnMethod, SpawnOptions};
 use common::{open_fd_count, type_in, wait_exit, Reader};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::{Errno, FdFlags};
@@ -47,10 +47,19 @@ fn hold_extra_fds() -> Extra {
 /// Spawns `cat`, waits until it echoes (so it is past start-up), and returns its
 /// descriptors with their targets, read from /proc/<pid>/fd.
 fn child_fds(slave_open: SlaveOpen, fd_sweep: FdSweep) -> Vec<(i32, String)> {
+    child_fds_with(slave_open, fd_sweep, SpawnMethod::Auto)
+}
+
+fn child_fds_with(
+    slave_open: SlaveOpen,
+    fd_sweep: FdSweep,
+    method: SpawnMethod,
+) -> Vec<(i32, String)> {
     let extra = hold_extra_fds();
     let mut opts = SpawnOptions::new("cat");
     opts.slave_open = slave_open;
     opts.fd_sweep = fd_sweep;
+    opts.spawn_method = method;
     let child = spawn(&opts).unwrap();
     let _guard = common::Guard(child.pid);
     let mut out = Reader::new(&child.master);
@@ -109,6 +118,16 @@ fn child_gets_only_stdio_with_limit_loop() {
 }
 
 #[test]
+fn child_gets_only_stdio_with_fork() {
+    let _s = serial();
+    for slave_open in [SlaveOpen::ByName, SlaveOpen::ForcePeer] {
+        for sweep in [FdSweep::Auto, FdSweep::ProcWalk, FdSweep::LimitLoop] {
+            assert_only_stdio(&child_fds_with(slave_open, sweep, SpawnMethod::Fork));
+        }
+    }
+}
+
+#[test]
 fn child_shell_lists_only_stdio() {
     let _s = serial();
     let _extra = hold_extra_fds();
@@ -137,16 +156,28 @@ fn child_shell_lists_only_stdio() {
 fn missing_program_is_a_clear_error_and_leaks_nothing() {
     let _s = serial();
     let before = open_fd_count();
-    for slave_open in [SlaveOpen::ByName, SlaveOpen::ForcePeer] {
-        let mut opts = SpawnOptions::new("/bin/nope");
-        opts.slave_open = slave_open;
+    for method in [SpawnMethod::Auto, SpawnMethod::Fork] {
+        for slave_open in [SlaveOpen::ByName, SlaveOpen::ForcePeer] {
+            let mut opts = SpawnOptions::new("/bin/nope");
+            opts.slave_open = slave_open;
+            opts.spawn_method = method;
+            let err = spawn(&opts).unwrap_err();
+            assert_eq!(err.to_string(), "No such file or directory: /bin/nope");
+        }
+        let mut opts = SpawnOptions::new("/etc/passwd");
+        opts.spawn_method = method;
         let err = spawn(&opts).unwrap_err();
-        assert_eq!(err.to_string(), "No such file or directory: /bin/nope");
+        assert_eq!(err.to_string(), "Permission denied: /etc/passwd");
+        let mut opts = SpawnOptions::new("no-such-program-axs");
+        opts.spawn_method = method;
+        let err = spawn(&opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "No such file or directory: no-such-program-axs"
+        );
     }
-    let err = spawn(&SpawnOptions::new("/etc/passwd")).unwrap_err();
-    assert_eq!(err.to_string(), "Permission denied: /etc/passwd");
     assert_eq!(open_fd_count(), before, "descriptors leaked");
-    // No child is left, not even a zombie: std reaped the failed ones.
+    // No child is left, not even a zombie: the failed ones were reaped.
     assert_eq!(
         rustix::process::waitpid(None, WaitOptions::NOHANG).unwrap_err(),
         Errno::CHILD

@@ -6,7 +6,7 @@ mod common;
 
 use std::os::fd::AsFd;
 
-use axs_pty::{resize, size, spawn, ExitStatus, SlaveOpen, SpawnOptions, WinSize};
+use axs_pty::{resize, size, spawn, ExitStatus, SlaveOpen, SpawnMethod, SpawnOptions, WinSize};
 use common::{args, type_in, wait_exit, Reader};
 
 fn sh(script: &str) -> SpawnOptions {
@@ -47,8 +47,15 @@ fn try_wait_is_none_while_running() {
 
 #[test]
 fn child_has_a_controlling_tty_and_sees_its_size() {
-    for slave_open in [SlaveOpen::ByName, SlaveOpen::ForcePeer] {
+    let cases = [
+        (SlaveOpen::ByName, SpawnMethod::Auto),
+        (SlaveOpen::ForcePeer, SpawnMethod::Auto),
+        (SlaveOpen::ByName, SpawnMethod::Fork),
+        (SlaveOpen::ForcePeer, SpawnMethod::Fork),
+    ];
+    for (slave_open, method) in cases {
         let mut opts = sh("tty; stty size; echo DONE");
+        opts.spawn_method = method;
         opts.size = WinSize {
             cols: 111,
             rows: 33,
@@ -67,8 +74,14 @@ fn child_has_a_controlling_tty_and_sees_its_size() {
 
 #[test]
 fn job_control_works() {
-    for slave_open in [SlaveOpen::ByName, SlaveOpen::ForcePeer] {
+    let cases = [
+        (SlaveOpen::ByName, SpawnMethod::Auto),
+        (SlaveOpen::ForcePeer, SpawnMethod::Auto),
+        (SlaveOpen::ByName, SpawnMethod::Fork),
+    ];
+    for (slave_open, method) in cases {
         let mut opts = SpawnOptions::new("sh");
+        opts.spawn_method = method;
         opts.args = args(&["-i"]);
         opts.env = vec![("PS1".into(), "PROMPT> ".into())];
         opts.slave_open = slave_open;
