@@ -52,12 +52,13 @@ pub struct LinkIo {
     to_stdin: RefCell<Option<StdinJob>>,
     /// The socket once upgraded, for a `DropClient`.
     socket: RefCell<Option<Rc<Async<TcpStream>>>>,
-    /// Wake-ups: the socket writer, the stdin writer, the socket reader (room to
-    /// read), the stdout reader (room to read), the timer (deadline changed).
+    /// Wake-ups: the socket writer, the stdin writer, the socket reader and the pipe
+    /// readers (they may read), the timer (its deadline changed).
     client_ready: Wake,
     stdin_ready: Wake,
     client_room: Wake,
     stdout_room: Wake,
+    stderr_room: Wake,
     timer: Wake,
     /// The deadline the timer sleeps toward.
     scheduled: Cell<Option<Time>>,
@@ -81,6 +82,7 @@ impl LinkIo {
             stdin_ready: Wake::new(),
             client_room: Wake::new(),
             stdout_room: Wake::new(),
+            stderr_room: Wake::new(),
             timer: Wake::new(),
             scheduled: Cell::new(None),
             tasks: RefCell::new(Vec::new()),
@@ -182,8 +184,10 @@ impl LinkIo {
         if link.wants_client() {
             self.client_room.notify();
         }
-        if link.wants_stdout() {
-            self.stdout_room.notify();
+        for pipe in [Pipe::Stdout, Pipe::Stderr] {
+            if pipe.wanted(&link) {
+                pipe.room(self).notify();
+            }
         }
         if link.poll_timeout() != self.scheduled.get() {
             self.timer.notify();
@@ -233,6 +237,14 @@ enum Pipe {
 }
 
 impl Pipe {
+    /// The wake-up of this pipe's reader.
+    fn room(self, io: &LinkIo) -> &Wake {
+        match self {
+            Pipe::Stdout => &io.stdout_room,
+            Pipe::Stderr => &io.stderr_room,
+        }
+    }
+
     fn wanted(self, link: &Link) -> bool {
         match self {
             Pipe::Stdout => link.wants_stdout(),
@@ -273,7 +285,7 @@ async fn read_until_end(io: &Rc<LinkIo>, file: &Async<File>, pipe: Pipe) {
     let mut unyielded = 0;
     loop {
         while !pipe.wanted(&io.link.borrow()) {
-            io.stdout_room.wait().await;
+            pipe.room(io).wait().await;
         }
         if unyielded >= YIELD_AFTER {
             unyielded = 0;
@@ -434,6 +446,9 @@ async fn read_client(io: Rc<LinkIo>, mut receiver: WebSocketReceiver<Shared>, st
         io.call(|link, _| link.client_message(message));
     }
     io.call(|link, now| link.client_closed(now));
+    // Nothing more goes either way: the client sees the connection end now, not when
+    // the link is finished (the program may take its grace to go).
+    _ = stream.get_ref().shutdown(Shutdown::Both);
 }
 
 type Socket = Async<TcpStream>;
