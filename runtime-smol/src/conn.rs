@@ -137,7 +137,7 @@ async fn wait(driver: &Driver, stream: &Socket, conn: &Connection, evicted: &Wak
 }
 
 /// `ready` once `future` is done; never when there is none.
-async fn when<T>(future: Option<impl Future<Output = T>>, ready: Ready) -> Ready {
+pub(crate) async fn when<T, R>(future: Option<impl Future<Output = T>>, ready: R) -> R {
     match future {
         Some(future) => _ = future.await,
         None => future::pending::<()>().await,
@@ -176,7 +176,7 @@ fn write(driver: &Driver, stream: &Socket, conn: &mut Connection) -> bool {
     true
 }
 
-fn is_retry(e: &io::Error) -> bool {
+pub(crate) fn is_retry(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted

@@ -18,6 +18,7 @@
 mod conn;
 mod driver;
 mod job;
+mod lsp;
 mod pty;
 mod wake;
 mod ws;
@@ -35,8 +36,13 @@ use smol::LocalExecutor;
 use crate::driver::Driver;
 
 fn main() {
-    let up = axs_host::start_up(std::env::args_os());
-    let reactor = Reactor::new(up.listener).unwrap_or_else(|e| axs_host::fail_startup(&e));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if axs_host::lsp::is_lsp_command(&args) {
+        lsp::main(args);
+    }
+    let up = axs_host::start_up(args);
+    let reactor = Reactor::new(up.listener, &[Signal::Term, Signal::Int])
+        .unwrap_or_else(|e| axs_host::fail_startup(&e));
     axs_host::ready();
     log::info!("listening on http://{}", up.bound);
     run(up.server, up.program, reactor);
@@ -53,15 +59,16 @@ struct Reactor {
 }
 
 impl Reactor {
-    fn new(listener: TcpListener) -> Result<Reactor, String> {
+    /// Watches `listener`, SIGCHLD and `stop` (the signals that end the server).
+    fn new(listener: TcpListener, stop: &[Signal]) -> Result<Reactor, String> {
         let listener =
             Async::new(listener).map_err(|e| format!("cannot watch the listener: {e}"))?;
         let sigchld_pipe =
             SigchldPipe::get().map_err(|e| format!("cannot install the SIGCHLD handler: {e}"))?;
         let sigchld = Async::new(sigchld_pipe.fd())
             .map_err(|e| format!("cannot watch the SIGCHLD pipe: {e}"))?;
-        let signals = Signals::new([Signal::Term, Signal::Int])
-            .map_err(|e| format!("cannot handle SIGTERM/SIGINT: {e}"))?;
+        let signals = Signals::new(stop.iter().copied())
+            .map_err(|e| format!("cannot handle {stop:?}: {e}"))?;
         Ok(Reactor {
             listener,
             sigchld,

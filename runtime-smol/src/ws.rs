@@ -96,7 +96,7 @@ pub async fn serve(driver: Rc<Driver>, stream: Socket, client: Client) {
 }
 
 /// Socket options for a terminal client.
-fn tune(stream: &Socket) {
+pub(crate) fn tune(stream: &Socket) {
     // We batch frames ourselves and flush when a batch is done: Nagle's algorithm would
     // only hold an echo back until the previous segment is acknowledged.
     if let Err(e) = stream.get_ref().set_nodelay(true) {
