@@ -323,8 +323,17 @@ impl TermState {
     fn feed<E: Events>(&mut self, bytes: &[u8], base: usize, ev: &mut E) {
         let mut i = 0;
         while i < bytes.len() {
-            // Text runs: a scan without state dispatch.
-            i += self.inert_prefix(&bytes[i..]);
+            // Text runs: a scan without state dispatch (printable ASCII in ground state
+            // first, the common case, without the general look at the state).
+            if self.at_safe_cut() {
+                i += printable_ascii_prefix(&bytes[i..]);
+            }
+            if bytes
+                .get(i)
+                .is_some_and(|&b| b >= 0x80 || !self.at_safe_cut())
+            {
+                i += self.inert_prefix(&bytes[i..]);
+            }
             let Some(&b) = bytes.get(i) else { break };
             if b == 0x1b {
                 i += self.escape_run(&bytes[i..], base + i, ev);
