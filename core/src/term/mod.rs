@@ -118,11 +118,13 @@ impl Params {
         }
     }
 
-    /// How many sub-parameters follow parameter `i`.
+    /// How many sub-parameters follow parameter `i` (the run of set bits after bit `i`).
     fn subs_after(&self, i: usize) -> usize {
-        (i + 1..self.len())
-            .take_while(|&j| self.subs & (1 << j) != 0)
-            .count()
+        let after = u32::try_from(i + 1)
+            .ok()
+            .and_then(|shift| self.subs.checked_shr(shift))
+            .unwrap_or(0);
+        (after.trailing_ones() as usize).min(self.len().saturating_sub(i + 1))
     }
 }
 
@@ -291,16 +293,15 @@ impl TermState {
     fn inert_prefix(&self, bytes: &[u8]) -> usize {
         let utf8_inert = match self.state {
             _ if self.utf8_need != 0 => return 0,
-            State::Ground | State::DcsPass | State::DcsIgnore => true,
+            // Checked first: ground state is where text runs are.
+            State::Ground => true,
+            State::DcsPass | State::DcsIgnore => true,
             State::Osc if self.osc.phase == OscPhase::Rest => true,
             // xterm.js leaves an APC string on non-ASCII text.
             State::SosPmApc => false,
             _ => return 0,
         };
-        let ascii = bytes
-            .iter()
-            .position(|b| !(0x20..0x7f).contains(b))
-            .unwrap_or(bytes.len());
+        let ascii = printable_ascii_prefix(bytes);
         match bytes.get(ascii) {
             Some(&b) if utf8_inert && b >= 0x80 => {}
             _ => return ascii,
@@ -322,13 +323,71 @@ impl TermState {
     fn feed<E: Events>(&mut self, bytes: &[u8], base: usize, ev: &mut E) {
         let mut i = 0;
         while i < bytes.len() {
-            // Text runs: a scan without state dispatch.
-            i += self.inert_prefix(&bytes[i..]);
-            if i == bytes.len() {
-                break;
+            // Text runs: a scan without state dispatch (printable ASCII in ground state
+            // first, the common case, without the general look at the state).
+            if self.at_safe_cut() {
+                i += printable_ascii_prefix(&bytes[i..]);
             }
-            self.byte(bytes[i], base + i, ev);
+            if bytes
+                .get(i)
+                .is_some_and(|&b| b >= 0x80 || !self.at_safe_cut())
+            {
+                i += self.inert_prefix(&bytes[i..]);
+            }
+            let Some(&b) = bytes.get(i) else { break };
+            if b == 0x1b {
+                i += self.escape_run(&bytes[i..], base + i, ev);
+            } else {
+                self.byte(b, base + i, ev);
+                i += 1;
+            }
+        }
+    }
+
+    /// The fast path for `ESC [ ...` (SGR is most of colourful output): takes `bytes`, which
+    /// start with an ESC at `pos`, through the CSI states in a tight loop instead of byte by
+    /// byte through [`TermState::byte`]. Every step is the general path's own transition, in
+    /// the same order, so the state after it is the same; a byte the loop does not handle
+    /// (a control, DEL, non-ASCII, a byte that makes the CSI ignored) or the end of `bytes`
+    /// stops it in the state reached so far, and the general path goes on from there.
+    /// Returns how many bytes it consumed (at least the ESC).
+    fn escape_run<E: Events>(&mut self, bytes: &[u8], pos: usize, ev: &mut E) -> usize {
+        if self.at_safe_cut() && bytes.get(1) == Some(&b'[') {
+            // What `byte` does for an ESC at a safe cut (ground state has no string to
+            // finish), then `reenter` for the `[` (its clearing is already done).
+            self.enter(State::CsiEntry, pos, true, ev);
+        } else {
+            // The ESC itself: whatever the state, it begins a sequence in `Escape`.
+            self.byte(0x1b, pos, ev);
+            if bytes.get(1) != Some(&b'[') {
+                return 1;
+            }
+            self.reenter(State::CsiEntry);
+        }
+        let mut i = 2;
+        if let Some(&c @ 0x3c..=0x3f) = bytes.get(i) {
+            self.prefix = c;
+            self.state = State::CsiParam;
             i += 1;
+        }
+        while let Some(&c @ 0x30..=0x3b) = bytes.get(i) {
+            self.params.put(c);
+            self.state = State::CsiParam;
+            i += 1;
+        }
+        while let Some(&c @ 0x20..=0x2f) = bytes.get(i) {
+            self.collect(c);
+            self.state = State::CsiInt;
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(&c @ 0x40..=0x7e) => {
+                self.state = State::Ground;
+                let verdict = self.csi_dispatch(c);
+                ev.finish(pos + i + 1, verdict);
+                i + 1
+            }
+            _ => i,
         }
     }
 
@@ -602,6 +661,11 @@ impl TermState {
     /// Applies a CSI sequence to the tracked state and says whether a replay drops it.
     fn csi_dispatch(&mut self, fin: u8) -> Verdict {
         let (prefix, inter) = (self.prefix, self.inter);
+        if (prefix, inter, fin) == (0, 0, b'm') {
+            // SGR, most of colourful output: no query to look for.
+            self.modes.sgr(&self.params);
+            return Verdict::Keep;
+        }
         let p = &self.params;
         let query = match (prefix, inter, fin) {
             // Device attributes (primary, secondary, tertiary).
@@ -688,6 +752,33 @@ impl TermState {
             Verdict::Keep
         }
     }
+}
+
+/// The length of the leading run of printable ASCII (0x20..=0x7E), found eight bytes at a
+/// time: text runs are most of any output, and a byte-at-a-time search costs a compare and a
+/// branch per byte.
+fn printable_ascii_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let x = u64::from_le_bytes(*word);
+        // Per byte, the high bit is set for bytes below 0x20 (the subtraction borrows) and
+        // for bytes from 0x7F up. A borrow or carry crosses into the next byte only out of a
+        // byte that is itself flagged, so the lowest flag is exact.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let high = (x.wrapping_add(ONES) | x) & HIGH;
+        let stop = control | high;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let tail = &bytes[i..];
+    i + tail
+        .iter()
+        .position(|b| !(0x20..0x7f).contains(b))
+        .unwrap_or(tail.len())
 }
 
 /// What to send a client that replays `chunks` (the ring's bytes, oldest first, as one

@@ -653,3 +653,95 @@ fn bounded_plans_keep_at_most_max_drops_and_the_same_screen() {
     }
     assert_eq!(plan_replay_bounded(&fresh, &[&stream], 64, 1000), full);
 }
+
+/// Every event the scanner reports, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Recorder(Vec<Event>);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Begin(usize, bool),
+    Finish(usize, Verdict),
+    Inside(u8),
+}
+
+impl Events for Recorder {
+    fn begin(&mut self, pos: usize, clean: bool) {
+        self.0.push(Event::Begin(pos, clean));
+    }
+    fn finish(&mut self, end: usize, verdict: Verdict) {
+        self.0.push(Event::Finish(end, verdict));
+    }
+    fn execute_inside(&mut self, c: u8) {
+        self.0.push(Event::Inside(c));
+    }
+}
+
+/// The scanner without its fast paths: every byte through the state machine.
+fn scan_bytewise(start: &TermState, bytes: &[u8]) -> (TermState, Recorder) {
+    let mut st = start.clone();
+    let mut ev = Recorder::default();
+    for (i, &b) in bytes.iter().enumerate() {
+        st.byte(b, i, &mut ev);
+    }
+    (st, ev)
+}
+
+/// The scanner as `advance` and `plan_replay` run it, fed in pieces.
+fn scan_fast(start: &TermState, chunks: &[&[u8]]) -> (TermState, Recorder) {
+    let mut st = start.clone();
+    let mut ev = Recorder::default();
+    let mut base = 0;
+    for chunk in chunks {
+        st.feed(chunk, base, &mut ev);
+        base += chunk.len();
+    }
+    (st, ev)
+}
+
+#[test]
+fn fast_paths_agree_with_the_state_machine_on_colourful_text() {
+    let text: &[u8] = b"\x1b[1;31mcargo\x1b[0m build \x1b[32mok\x1b[0m \xc3\xa9t\xc3\xa9 \
+\x1b[38;5;208mx\x1b[48:2::1:2:3m\x1b[?25l\x1b[>c\x1b[ q\x1b[1;2\x07m\x1b[?1;?2h";
+    for i in 0..=text.len() {
+        let (a, b) = text.split_at(i);
+        assert_eq!(
+            scan_fast(&TermState::new(), &[a, b]),
+            scan_bytewise(&TermState::new(), text),
+            "split at {i}"
+        );
+    }
+}
+
+/// CSI-like sequences that go wrong in every way the fast path must notice: prefixes in
+/// the wrong place, intermediates before parameters, controls, DEL, C1, UTF-8, aborts.
+fn csi_garbage() -> impl Strategy<Value = Vec<u8>> {
+    let alphabet =
+        b"0123456789;:<=>?!\"$ '+hlmcnpqrstuS~@\x07\x0e\x0f\x18\x1b\x7f\xc2\x9b\xe2".to_vec();
+    prop::collection::vec(prop::sample::select(alphabet), 0..8)
+        .prop_map(|body| [&b"\x1b["[..], &body].concat())
+}
+
+/// Streams for the fast paths: generated pieces, CSI garbage and ASCII text between.
+fn fast_path_stream() -> impl Strategy<Value = Vec<u8>> {
+    let part = prop_oneof![
+        2 => piece(),
+        2 => csi_garbage(),
+        1 => "[ -~]{0,20}".prop_map(String::into_bytes),
+    ];
+    prop::collection::vec(part, 0..30).prop_map(|ps| ps.concat())
+}
+
+proptest! {
+    #[test]
+    fn fast_paths_agree_with_the_state_machine(
+        pre in fast_path_stream(),
+        s in prop_oneof![fast_path_stream(), prop::collection::vec(any::<u8>(), 0..256)],
+        points in prop::collection::vec(any::<usize>(), 0..4),
+    ) {
+        // Any starting state (inside sequences and characters too), any split.
+        let start = state_after(&pre);
+        let chunks = split_at_points(&s, &points);
+        prop_assert_eq!(scan_fast(&start, &chunks), scan_bytewise(&start, &s));
+    }
+}
