@@ -335,6 +335,36 @@ fn shutdown_closes_the_client_and_terminates_now() {
     assert_eq!(rt.link.poll_timeout(), Some(Time::from_millis(kill)));
 }
 
+#[test]
+fn shutdown_drops_a_client_that_takes_nothing() {
+    let mut rt = Runtime::new(LinkLimits::default());
+    rt.link.stdout(&encode(b"stuck behind a full socket"));
+    rt.link.shutdown(Time::ZERO);
+    // The socket never takes a frame: the close cannot go out.
+    while rt.step(Sinks {
+        client: false,
+        stdin: true,
+    }) {}
+    assert!(rt.close.is_none());
+    rt.link
+        .exited(ExitStatus::Signal("SIGTERM".into()), Time::from_millis(10));
+    // A bounded number of deadlines (a link that never drops the client would loop).
+    for _ in 0..8 {
+        let Some(due) = rt.link.poll_timeout().filter(|_| !rt.dropped) else {
+            break;
+        };
+        rt.now = due;
+        rt.link.handle_timeout(due);
+        while rt.step(Sinks {
+            client: false,
+            stdin: true,
+        }) {}
+    }
+    assert!(rt.dropped);
+    assert_eq!(rt.now, Time::ZERO.after(axs_core::limits::CLOSE_WAIT));
+    assert!(rt.link.is_finished());
+}
+
 /// What a model runtime does next.
 #[derive(Debug, Clone, Copy)]
 enum Op {

@@ -13,9 +13,11 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use axs_core::admission::ConnId;
+use axs_core::api::Policy;
 use axs_core::conn::{ConnEvent, Connection, Request};
 use axs_core::http::Response;
 use axs_core::limits::{CONN_READ_CHUNK, SEND_LOW_WATER};
+use axs_host::Clock;
 use axs_pty::SpawnOptions;
 
 use crate::client;
@@ -83,26 +85,33 @@ fn answer(
             }
             return None;
         }
-        step(shared, &mut conn, stream, &mut buf);
+        step(shared.clock(), shared.policy(), &mut conn, stream, &mut buf);
     }
 }
 
-/// Waits for the socket or the connection's next deadline, and feeds what happened.
-fn step(shared: &Shared, conn: &mut Connection, stream: &mut TcpStream, buf: &mut [u8]) {
+/// Waits for the socket or the connection's next deadline, and feeds what happened
+/// (the `axs lsp` bridge's connections too).
+pub(crate) fn step(
+    clock: &Clock,
+    policy: &Policy,
+    conn: &mut Connection,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+) {
     let wait = conn.poll_timeout().map(|at| {
-        shared
+        clock
             .instant(at)
             .saturating_duration_since(std::time::Instant::now())
     });
     if wait.is_some_and(|left| left.is_zero()) {
-        return conn.handle_timeout(shared.policy(), shared.now());
+        return conn.handle_timeout(policy, clock.now());
     }
     if !conn.outgoing().is_empty() {
         let written = stream
             .set_write_timeout(wait)
             .and_then(|()| stream.write(conn.outgoing()));
         match written {
-            Ok(n) if n > 0 => conn.wrote(n, shared.now()),
+            Ok(n) if n > 0 => conn.wrote(n, clock.now()),
             Err(e) if is_retry(&e) => {}
             Ok(_) | Err(_) => conn.write_failed(),
         }
@@ -111,7 +120,7 @@ fn step(shared: &Shared, conn: &mut Connection, stream: &mut TcpStream, buf: &mu
             .set_read_timeout(wait)
             .and_then(|()| stream.read(buf));
         match read {
-            Ok(n) if n > 0 => conn.received(&buf[..n], shared.policy(), shared.now()),
+            Ok(n) if n > 0 => conn.received(&buf[..n], policy, clock.now()),
             Err(e) if is_retry(&e) => {}
             Ok(_) | Err(_) => conn.eof(),
         }

@@ -38,6 +38,7 @@ mod client;
 mod conn;
 mod handles;
 mod job;
+mod lsp;
 mod session;
 mod shared;
 mod signals;
@@ -60,7 +61,11 @@ use crate::shared::Shared;
 const CONNECTION_STACK: usize = 512 * 1024;
 
 fn main() {
-    let up = axs_host::start_up(std::env::args_os());
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if axs_host::lsp::is_lsp_command(&args) {
+        lsp::main(args);
+    }
+    let up = axs_host::start_up(args);
     let signals = signals::install().unwrap_or_else(|e| axs_host::fail_startup(&e));
     let stop = StopAccepting::new().unwrap_or_else(|e| {
         axs_host::fail_startup(&format!("cannot watch the listener: {e}"));

@@ -21,7 +21,6 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
 use axs_core::admission::{Admission, ConnId};
 use axs_core::api::Policy;
@@ -337,9 +336,9 @@ impl Shared {
         self.clock.now()
     }
 
-    /// The instant a core time stands for.
-    pub fn instant(&self, time: Time) -> Instant {
-        self.clock.instant(time)
+    /// The core's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The request policy.

@@ -7,6 +7,7 @@
 //! at once (a new server may take the port) and the core's shutdown starts; the process
 //! exits when the core says `Exit`, on whichever thread drains it.
 
+use std::ffi::c_int;
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 
@@ -26,37 +27,54 @@ pub struct Signals {
 
 /// Installs the handlers (before anything is spawned or announced).
 pub fn install() -> Result<Signals, String> {
+    install_stopping_on(&[SIGINT, SIGTERM])
+}
+
+/// Installs the handlers with `stop` as the signals that stop the process (the `axs lsp`
+/// bridge adds SIGHUP).
+pub fn install_stopping_on(stop: &[c_int]) -> Result<Signals, String> {
     let sigchld =
         SigchldPipe::get().map_err(|e| format!("cannot install the SIGCHLD handler: {e}"))?;
-    let stop = stop_pipe().map_err(|e| format!("cannot handle SIGINT/SIGTERM: {e}"))?;
+    let stop = stop_pipe(stop).map_err(|e| format!("cannot handle the stop signals: {e}"))?;
     Ok(Signals { sigchld, stop })
 }
 
-/// A socket that becomes readable on SIGINT or SIGTERM.
-fn stop_pipe() -> io::Result<UnixStream> {
+/// A socket that becomes readable on any of `signals`.
+fn stop_pipe(signals: &[c_int]) -> io::Result<UnixStream> {
     let (read, write) = UnixStream::pair()?;
     write.set_nonblocking(true)?;
     read.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(SIGINT, write.try_clone()?)?;
-    signal_hook::low_level::pipe::register(SIGTERM, write)?;
+    for &signal in signals {
+        signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+    }
     Ok(read)
 }
 
 /// The signal thread's loop.
 pub fn run(shared: &Shared, signals: &Signals, listener: &StopAccepting) {
     loop {
-        let (child, stop) = wait(signals);
+        let (child, stop) = next(signals);
         if child {
-            signals.sigchld.drain();
             shared.with_state(|state, now| state.reap(now));
         }
         if stop {
-            drain(&signals.stop);
             listener.stop();
             log::info!("shutting down");
             shared.call(|server, now| server.shutdown(now));
         }
     }
+}
+
+/// Blocks until a signal arrived and takes it: (SIGCHLD, a stop signal).
+pub fn next(signals: &Signals) -> (bool, bool) {
+    let (child, stop) = wait(signals);
+    if child {
+        signals.sigchld.drain();
+    }
+    if stop {
+        drain(&signals.stop);
+    }
+    (child, stop)
 }
 
 /// Blocks until a signal arrived: (SIGCHLD, SIGINT or SIGTERM).

@@ -13,6 +13,8 @@
 //!   SIGTERM to the group at exactly `t + STDIN_CLOSE_GRACE` unless the leader was reaped,
 //!   SIGKILL at `t + STDIN_CLOSE_GRACE + SIGTERM_GRACE` likewise; once the leader is
 //!   reaped and the socket is gone, one SIGKILL for whatever is left of its group;
+//! - after [`Link::shutdown`] at `t`, the socket is gone by `t + CLOSE_WAIT` at the
+//!   latest, even if it never takes a frame;
 //! - [`Link::is_finished`] only when the socket is gone, the leader reaped and nothing is
 //!   left to hand out.
 
@@ -175,6 +177,9 @@ pub struct Link {
     stderr_eof: bool,
     /// The next step of the kill schedule.
     escalation: Option<(Time, SignalKind)>,
+    /// After the bridge's shutdown: the socket is dropped then if still there (a client
+    /// that reads nothing would otherwise hold its close, and the bridge, forever).
+    shutdown_deadline: Option<Time>,
 }
 
 impl Link {
@@ -206,6 +211,7 @@ impl Link {
             stdout_eof: false,
             stderr_eof: false,
             escalation: None,
+            shutdown_deadline: None,
         }
     }
 
@@ -349,8 +355,12 @@ impl Link {
     // ----- the bridge -----
 
     /// The bridge is shutting down at `now`: the client gets a 1001 close after what is
-    /// queued for it, and the program SIGTERM now, SIGKILL [`SIGTERM_GRACE`] later.
+    /// queued for it (and is dropped if still there [`CLOSE_WAIT`] later), and the
+    /// program SIGTERM now, SIGKILL [`SIGTERM_GRACE`] later.
     pub fn shutdown(&mut self, now: Time) {
+        if self.client != ClientSide::Gone && self.shutdown_deadline.is_none() {
+            self.shutdown_deadline = Some(now.after(CLOSE_WAIT));
+        }
         self.close_client(
             CLOSE_GOING_AWAY,
             String::from("the LSP bridge is shutting down"),
@@ -374,10 +384,18 @@ impl Link {
             _ => None,
         };
         let drain = self.drain_deadline.filter(|_| self.waits_for_drain());
-        [self.escalation.map(|(at, _)| at), close_wait, drain]
-            .into_iter()
-            .flatten()
-            .min()
+        let shutdown = self
+            .shutdown_deadline
+            .filter(|_| self.client != ClientSide::Gone);
+        [
+            self.escalation.map(|(at, _)| at),
+            close_wait,
+            drain,
+            shutdown,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Acts on every deadline that passed by `now`.
@@ -387,11 +405,13 @@ impl Link {
             self.escalation = (kind == SignalKind::Terminate)
                 .then(|| (at.after(SIGTERM_GRACE), SignalKind::Kill));
         }
-        if let ClientSide::CloseSent { deadline } = self.client {
-            if deadline <= now {
-                self.events.push_back(LinkOutput::DropClient);
-                self.client_gone(now);
-            }
+        let close_due =
+            matches!(self.client, ClientSide::CloseSent { deadline } if deadline <= now);
+        let shutdown_due =
+            self.client != ClientSide::Gone && self.shutdown_deadline.is_some_and(|d| d <= now);
+        if close_due || shutdown_due {
+            self.events.push_back(LinkOutput::DropClient);
+            self.client_gone(now);
         }
         if self.waits_for_drain() && self.drain_deadline.is_some_and(|d| d <= now) {
             self.drain_deadline = None;
