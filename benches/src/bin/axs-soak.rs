@@ -2,7 +2,7 @@
 //! of everything.
 //!
 //! ```text
-//! axs-soak [--duration 60s] [--seed N] [--storms N] NAME=PATH
+//! axs-soak [--duration 60s] [--seed N] [--storms N] [--hold SECS] NAME=PATH
 //! ```
 //!
 //! Starts `PATH` on a free loopback port (`RUST_LOG=warn`), runs the workers of
@@ -47,17 +47,20 @@ struct Options {
     duration: Duration,
     seed: u64,
     storms: usize,
+    /// Seconds the server stays up after the end sample, for inspection (gdb, heaptrack).
+    hold: u64,
     name: String,
     bin: PathBuf,
 }
 
 fn parse_args() -> Result<Options, String> {
-    let usage = "usage: axs-soak [--duration 60s] [--seed N] [--storms N] NAME=PATH";
+    let usage = "usage: axs-soak [--duration 60s] [--seed N] [--storms N] [--hold SECS] NAME=PATH";
     let mut duration = Duration::from_secs(60);
     let mut seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
     let mut storms = STORMS;
+    let mut hold = 0;
     let mut server = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -66,6 +69,7 @@ fn parse_args() -> Result<Options, String> {
             "--duration" => duration = parse_duration(&value("--duration")?)?,
             "--seed" => seed = number(&value("--seed")?)?,
             "--storms" => storms = number(&value("--storms")?)? as usize,
+            "--hold" => hold = number(&value("--hold")?)?,
             other => match other.split_once('=') {
                 Some((name, path)) if server.is_none() => {
                     server = Some((name.to_string(), PathBuf::from(path)))
@@ -79,6 +83,7 @@ fn parse_args() -> Result<Options, String> {
         duration,
         seed,
         storms,
+        hold,
         name,
         bin,
     })
@@ -172,6 +177,15 @@ fn run(options: &Options) -> Result<Vec<String>, String> {
     let _ = sampler.join();
     let load_secs = began.elapsed().as_secs_f64();
     let (end, settled_in) = settle(&server, &start);
+    if options.hold > 0 {
+        eprintln!(
+            "axs-soak: the load is over; holding pid {} for {} s (RSS {} KiB)",
+            server.pid(),
+            options.hold,
+            end.footprint.rss_kib
+        );
+        thread::sleep(Duration::from_secs(options.hold));
+    }
     let log = server.stderr();
     server.sessions = soak.sessions();
     server.stop();
