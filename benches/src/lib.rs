@@ -5,11 +5,13 @@
 //! - [`stats`]: percentiles and medians over samples;
 //! - [`proc`]: a server binary started with a ready FIFO, observed through `/proc`;
 //! - [`link`]: a WebSocket to a session, or a bare pty (the ceiling), behind one trait;
-//! - [`scenario`]: the end-to-end measurements.
+//! - [`scenario`]: the end-to-end measurements;
+//! - [`soak`]: every kind of load at once, every byte and answer checked (`axs-soak`).
 
 pub mod link;
 pub mod proc;
 pub mod scenario;
+pub mod soak;
 
 pub mod text {
     //! Deterministic terminal output: what a shell session typically prints.

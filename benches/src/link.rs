@@ -247,7 +247,7 @@ pub fn http_request(
 }
 
 /// The status and body once `raw` holds the head and the whole Content-Length body.
-fn complete_response(raw: &[u8]) -> Option<(u16, String)> {
+pub fn complete_response(raw: &[u8]) -> Option<(u16, String)> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;

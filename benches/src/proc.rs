@@ -54,6 +54,7 @@ pub struct Server {
     /// Session pids (= process groups) created through it, killed at stop if still there.
     pub sessions: Vec<u32>,
     stopped: bool,
+    stderr_path: PathBuf,
     _dir: Scratch,
 }
 
@@ -61,9 +62,18 @@ impl Server {
     /// Starts `bin -p PORT args...` with `AXS_READY_PIPE` and waits for `READY`.
     /// A port taken in the meantime is retried on another port.
     pub fn start(bin: &Path, args: &[&str]) -> Result<Server, String> {
+        Server::start_with_env(bin, args, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables (`RUST_LOG`, say).
+    pub fn start_with_env(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut last = String::new();
         for attempt in 0..4 {
-            match Server::try_start(bin, args, attempt) {
+            match Server::try_start(bin, args, env, attempt) {
                 Ok(server) => return Ok(server),
                 Err(e) if e.contains("in use") => last = e,
                 Err(e) => return Err(e),
@@ -72,7 +82,12 @@ impl Server {
         Err(format!("port in use four times: {last}"))
     }
 
-    fn try_start(bin: &Path, args: &[&str], attempt: u32) -> Result<Server, String> {
+    fn try_start(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        attempt: u32,
+    ) -> Result<Server, String> {
         let port = free_port()?;
         let dir = Scratch::new(&format!("srv-{port}-{attempt}"))?;
         let fifo = dir.path().join("ready");
@@ -90,6 +105,7 @@ impl Server {
             .env("AXS_READY_PIPE", &fifo)
             .env_remove("RUST_LOG")
             .env_remove("AXS_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr));
@@ -106,6 +122,7 @@ impl Server {
             startup,
             sessions: Vec::new(),
             stopped: false,
+            stderr_path: stderr_path.clone(),
             _dir: dir,
         };
         match line {
@@ -120,6 +137,11 @@ impl Server {
                 ))
             }
         }
+    }
+
+    /// What the server wrote to stderr so far (its log).
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// The server's pid.
@@ -329,4 +351,30 @@ pub fn raise_fd_limit() -> u64 {
         Ok(()) => target,
         Err(_) => limit.current.unwrap_or(1024),
     }
+}
+
+/// How many processes descend from `pid` (children, their children, ...), from `/proc`.
+pub fn descendants(pid: u32) -> u64 {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let ppid = stat_fields(p).ok()?.get(1)?.parse::<u32>().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut family = vec![pid];
+    let mut at = 0;
+    while let Some(&parent) = family.get(at) {
+        family.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        at += 1;
+    }
+    family.len() as u64 - 1
 }

@@ -1,4 +1,11 @@
-//! How much memory a process holds, from `/proc`.
+//! How much memory a process holds, from `/proc`, and giving freed memory back.
+//!
+//! glibc's allocator keeps what a program frees for reuse, in one arena per thread that
+//! ever contended for it (up to 8 per core): a thread-per-connection server that served a
+//! burst ends with every arena holding its high-water mark, free but resident. Trimming
+//! returns the free pages of every arena to the OS; it changes nothing a program can see
+//! but its resident set. musl's allocator returns freed memory by itself, so there it is a
+//! no-op.
 
 /// The resident set of process `pid` in bytes (`/proc/<pid>/statm`'s second field times
 /// the page size); `None` when the process is gone or `/proc` cannot be read.
@@ -8,9 +15,46 @@ pub fn resident_bytes(pid: u32) -> Option<u64> {
     pages.checked_mul(rustix::param::page_size() as u64)
 }
 
+/// Gives the free memory the C allocator holds back to the OS (glibc's `malloc_trim(0)`,
+/// every arena); returns whether any was released. A no-op returning `false` on other C
+/// libraries. It walks every arena under its lock: call it when a burst is over (the last
+/// session gone), not per request.
+pub fn release_free_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes no pointers; it only locks each arena in turn and
+        // madvises its free pages away, which is safe while other threads allocate.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freed_memory_can_be_given_back() {
+        // Free every other block allocated on another thread (its own arena), keeping the
+        // rest alive: the holes are free pages the allocator keeps until trimmed.
+        let kept = std::thread::spawn(|| {
+            let mut blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64 * 1024]).collect();
+            let mut i = 0;
+            blocks.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+            blocks
+        })
+        .join();
+        let released = release_free_memory();
+        drop(kept);
+        let gnu = cfg!(all(target_os = "linux", target_env = "gnu"));
+        assert_eq!(released, gnu, "released: {released}");
+    }
 
     #[test]
     fn our_own_resident_set_is_plausible() {

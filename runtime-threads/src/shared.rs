@@ -96,11 +96,16 @@ struct After {
     evicted: Vec<TcpStream>,
     deadline: Option<Time>,
     exit: bool,
+    /// The last session went: give the memory its threads freed back (glibc's arenas).
+    idle: bool,
 }
 
 impl After {
     fn run(self, shared: &Shared) {
         drop(self.close);
+        if self.idle {
+            axs_pty::release_free_memory();
+        }
         for signal in self.signals {
             axs_host::signal::deliver(signal);
         }
@@ -240,6 +245,7 @@ impl State {
         }
         if matches!(action, Action::Remove) {
             let gone = self.sessions.remove(&id);
+            after.idle = self.sessions.is_empty();
             after
                 .close
                 .extend(gone.and_then(|io| self.forget_session(id, io)));

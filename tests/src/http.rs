@@ -73,6 +73,55 @@ pub fn request_within(
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Response, String> {
+    exchange(
+        port,
+        method,
+        path,
+        headers,
+        body,
+        timeout,
+        BodyWrite::MayFail,
+    )
+}
+
+/// Like [`request`], but the whole body must be accepted: a write error (the server reset
+/// the connection while the body was still arriving) is an error, not ignored.
+pub fn request_whole_body(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
+    exchange(
+        port,
+        method,
+        path,
+        headers,
+        Some(body),
+        HTTP_TIMEOUT,
+        BodyWrite::MustSucceed,
+    )
+}
+
+/// Whether a failed body write fails the exchange.
+#[derive(Clone, Copy, PartialEq)]
+enum BodyWrite {
+    /// Ignored, so an early answer (413) can still be read.
+    MayFail,
+    /// An error: the server must take the whole body (or drain it) before closing.
+    MustSucceed,
+}
+
+fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+    body_write: BodyWrite,
+) -> Result<Response, String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(timeout))
@@ -91,7 +140,10 @@ pub fn request_within(
     s.write_all(head.as_bytes())
         .map_err(|e| format!("writing the request head: {e}"))?;
     if let Some(b) = body {
-        let _ = s.write_all(b);
+        let written = s.write_all(b);
+        if let (Err(e), BodyWrite::MustSucceed) = (written, body_write) {
+            return Err(format!("sending the {} byte body: {e}", b.len()));
+        }
     }
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];

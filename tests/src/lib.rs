@@ -35,6 +35,7 @@ macro_rules! __with_cases {
             http_create_errors,
             http_methods_and_paths,
             http_oversized_body,
+            http_oversized_body_many,
             http_resize,
             http_terminate_any_body,
             http_execute_command,

@@ -140,6 +140,49 @@ pub fn http_oversized_body(bin: &Path) {
     }
 }
 
+/// An oversized body always gets its 413 JSON answer, never a reset: 5 MB bodies ten times
+/// and 50 MB bodies three times to `POST /terminals`, each sent whole before the answer is
+/// read (as a client that does not wait for `100 Continue` does). Closing while the rest
+/// of such a body is still arriving resets the connection (the client's send fails, and an
+/// answer not yet read can be destroyed), so the server must drain after answering,
+/// bounded in time, not in bytes: every send completes and every 413 is read.
+pub fn http_oversized_body_many(bin: &Path) {
+    let server = start(bin);
+    for (megabytes, tries) in [(5, 10), (50, 3)] {
+        let body = oversized_body(megabytes * 1000 * 1000);
+        for attempt in 1..=tries {
+            let what =
+                format!("POST /terminals with a {megabytes} MB body, try {attempt} of {tries}");
+            let r = crate::http::request_whole_body(
+                server.port,
+                "POST",
+                "/terminals",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Origin", "https://localhost"),
+                ],
+                &body,
+            )
+            .map_err(|e| {
+                format!(
+                    "{what}: reset instead of drained and answered: {e}\n{}",
+                    server.proc.context()
+                )
+            })
+            .or_fail();
+            assert_error(&server, &what, &r, &[413]);
+        }
+    }
+}
+
+/// A JSON object of `len` bytes: a valid create request padded past any body limit.
+fn oversized_body(len: usize) -> Vec<u8> {
+    let mut body = br#"{"cols":80,"rows":24,"pad":""#.to_vec();
+    body.resize(len.saturating_sub(2), b'x');
+    body.extend_from_slice(b"\"}");
+    body
+}
+
 /// Resize answers {"success":true} for numbers and strings; a bad body is 400.
 pub fn http_resize(bin: &Path) {
     let server = start(bin);
