@@ -416,6 +416,19 @@ impl Bridge {
         footprint(self.child.id()).map(|f| f.rss_kib)
     }
 
+    /// The bridge process's peak resident set so far (`VmHWM`), KiB.
+    fn peak_rss_kib(&self) -> Result<u64, String> {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .ok_or(format!("/proc/{pid}/status: no VmHWM"))
+    }
+
     /// Notes the programs `/status` lists (to kill stragglers at stop); returns how many.
     fn note_programs(&mut self) -> Result<usize, String> {
         let (status, body) = http_request(self.port, "GET", "/status", b"")?;
@@ -546,6 +559,7 @@ struct Figures {
     rss_idle_kib: Option<u64>,
     rss_open_kib: Option<u64>,
     rss_after_kib: Option<u64>,
+    rss_peak_kib: Option<u64>,
 }
 
 /// Loads the machine (1, 5, 15 min) from `/proc/loadavg`.
@@ -632,7 +646,9 @@ fn run(options: &Options) -> Result<BTreeMap<String, Figures>, String> {
     for (name, bridge) in &bridges {
         // Wait until the benchmark socket's program is reaped, then read the idle RSS.
         wait_no_programs(bridge)?;
-        figures.entry(name.clone()).or_default().rss_after_kib = Some(bridge.rss_kib()?);
+        let entry = figures.entry(name.clone()).or_default();
+        entry.rss_after_kib = Some(bridge.rss_kib()?);
+        entry.rss_peak_kib = Some(bridge.peak_rss_kib()?);
     }
     Ok(figures)
 }
@@ -765,6 +781,13 @@ fn print_report(
         targets
             .iter()
             .map(|t| cell(rss(t, |f| f.rss_after_kib), 1))
+            .collect(),
+    );
+    row(
+        "bridge peak RSS over the run, VmHWM (MiB)",
+        targets
+            .iter()
+            .map(|t| cell(rss(t, |f| f.rss_peak_kib), 1))
             .collect(),
     );
 }
