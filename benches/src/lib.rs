@@ -1,5 +1,6 @@
 //! Benchmarks for axs: shared helpers of the core benches (`benches/core.rs`) and of the
-//! end-to-end load client (`src/bin/axs-load.rs`, run by `benches/run`).
+//! end-to-end load clients (`src/bin/axs-load.rs`, run by `benches/run`, and the LSP
+//! bridge's `src/bin/axs-lsp-load.rs`).
 //!
 //! - [`text`]: deterministic terminal output to feed sessions (plain and colourful);
 //! - [`stats`]: percentiles and medians over samples;
