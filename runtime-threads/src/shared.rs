@@ -83,7 +83,8 @@ pub struct State {
     sessions: HashMap<SessionId, SessionIo>,
     clients: HashMap<ClientId, Arc<ClientSignal>>,
     jobs: HashMap<JobId, JobIo>,
-    /// A clone of each admitted connection's socket, to shut it down on eviction.
+    /// A clone of the socket of each admitted connection still reading its request, to
+    /// shut it down on eviction.
     connections: HashMap<ConnId, TcpStream>,
 }
 
@@ -147,6 +148,9 @@ impl State {
     /// Asks the core about a whole request, and registers the handles its reply needs.
     pub fn request(&mut self, cid: ConnId, request: &Request, now: Time) -> Decision {
         self.server.connection_request_complete(cid);
+        // A connection whose request is whole is never evicted: its clone can go now, so
+        // an attached client holds no descriptor beyond its own.
+        self.connections.remove(&cid);
         match self.server.request(&request.head, &request.body, now) {
             Reply::Respond(response) => Decision::Respond(response),
             Reply::Spawn(reservation) => Decision::Spawn(reservation),
