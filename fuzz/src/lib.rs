@@ -7,8 +7,7 @@
 //! - by AFL++ (`fuzz/run TARGET SECONDS`, bin `afl` behind the `afl` feature);
 //! - by `tests/corpus.rs` in `cargo test --workspace`: every file under
 //!   `fuzz/corpus/<target>/` replayed, and a bounded number of proptest arbitrary inputs;
-//! - by hand: `cargo run -p axs-fuzz --features afl --bin afl -- TARGET < file` (AFL's
-//!   harness reads standard input when not under afl-fuzz).
+//! - by hand: `cargo run -p axs-fuzz --bin replay -- TARGET FILE...` (an AFL crash, say).
 //!
 //! Invariants every target keeps: a target never panics except to report a broken
 //! invariant of the code under test, is deterministic (same bytes, same checks), and

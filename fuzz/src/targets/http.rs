@@ -74,13 +74,10 @@ fn check_derived(head: &RequestHead) {
 
 /// The request line and headers of `head`, as a client would send them.
 pub fn print_head(head: &RequestHead) -> Vec<u8> {
-    let path = if head.path.is_empty() {
-        "/".to_string()
-    } else {
-        percent_encode(head.path.as_bytes(), b"/")
-    };
+    // A target of only a query (`GET ?a=1`) has an empty path; `?` keeps it one.
+    let path = percent_encode(head.path.as_bytes(), b"/");
     let mut out = format!("{} {path}", head.method.as_str());
-    if !head.query.is_empty() {
+    if !head.query.is_empty() || head.path.is_empty() {
         out.push('?');
         out.push_str(&print_query(&head.query));
     }

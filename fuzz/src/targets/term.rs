@@ -2,7 +2,8 @@
 //!
 //! The input is split into what came before the ring and the ring's bytes (in pieces),
 //! and a replay is planned from there. Asserts: the cut is within the ring and a safe cut
-//! (ground state, not inside a UTF-8 character) unless it is the very end; the drops are
+//! (ground state, not inside a UTF-8 character, the latter also checked against
+//! `std::str::from_utf8`) unless it is the very end; the drops are
 //! sorted, disjoint, after the cut and within the ring; the prefix is the state at the
 //! cut; a fresh terminal fed the replay ends in the same modes and at a safe cut exactly
 //! when the whole stream does (leaving sequences out changes nothing after them); the
@@ -28,6 +29,10 @@ pub fn replay(data: &[u8]) {
     let chunks = pieces(ring, &sizes);
     let plan = plan_replay(&start, &chunks, window);
     check_shape(&start, ring, &plan);
+    check_not_in_a_character(
+        &[before, &ring[..plan.cut]].concat(),
+        plan.cut == ring.len(),
+    );
     assert_eq!(
         plan_replay(&start, &[ring], window),
         plan,
@@ -80,6 +85,21 @@ fn check_shape(start: &TermState, ring: &[u8], plan: &ReplayPlan) {
         );
         last = drop.end;
     }
+}
+
+/// An oracle apart from the scanner: a cut (but one at the very end) never leaves the
+/// bytes before it ending in the valid start of an unfinished UTF-8 character.
+fn check_not_in_a_character(before_cut: &[u8], at_end: bool) {
+    let tail = &before_cut[before_cut.len().saturating_sub(3)..];
+    let Some(lead) = tail.iter().rposition(|b| b & 0xc0 != 0x80) else {
+        return;
+    };
+    let unfinished = std::str::from_utf8(&tail[lead..]).is_err_and(|e| e.error_len().is_none());
+    assert!(
+        at_end || !unfinished,
+        "cut inside the character {:?}",
+        &tail[lead..]
+    );
 }
 
 /// The replay brings a fresh terminal to the stream's modes and parser position.
