@@ -394,7 +394,7 @@ impl TermState {
     fn finish_string<E: Events>(&mut self, end: usize, ev: &mut E) {
         match self.state {
             State::Osc => ev.finish(end, self.osc_verdict()),
-            State::DcsPass if self.dcs_query => ev.finish(end, Verdict::Drop),
+            State::DcsPass if self.dcs_query && !self.shifted => ev.finish(end, Verdict::Drop),
             State::DcsPass | State::DcsIgnore | State::SosPmApc => ev.finish(end, Verdict::Keep),
             _ => {}
         }
@@ -679,6 +679,11 @@ impl TermState {
     }
 
     fn osc_verdict(&self) -> Verdict {
+        // An SO or SI ran between the ESC and the `]` (`ESC SO ] 52 ...`, found by the fuzz
+        // target term_replay): leaving the sequence out would lose the shift, as for a CSI.
+        if self.shifted {
+            return Verdict::Keep;
+        }
         let osc = &self.osc;
         let side_effect = osc.id_digits > 0 && matches!(osc.id, 52 | 7777);
         let color_query = osc.phase == OscPhase::Fields && (osc.query || osc.field == 1);
