@@ -590,7 +590,9 @@ impl TermState {
                 b'o' => self.modes.shift(3),
                 b'7' => self.modes.save_cursor(),
                 b'8' => self.modes.restore_cursor(),
-                b'\\' => verdict = Verdict::Terminator,
+                // The ST of a dropped string goes with it, unless an SO or SI ran inside
+                // it (`ESC SO \`, found by the fuzz target term_replay): that must stay.
+                b'\\' if !self.shifted => verdict = Verdict::Terminator,
                 _ => {}
             },
             i if i < 0x100 => self.modes.designate(i as u8, c),
