@@ -250,6 +250,12 @@ impl Connection {
         matches!(self.phase, Phase::Closed(_))
     }
 
+    /// How many request bytes the connection holds (memory accounting; the fuzz target
+    /// checks the bound of the module docs with it).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Why the connection closed; `None` while it is open.
     pub fn close_reason(&self) -> Option<CloseReason> {
         match self.phase {

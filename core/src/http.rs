@@ -170,7 +170,8 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Parses `a=1&b=2` into decoded pairs; a key without `=` gets an empty value.
-fn parse_query(query: &str) -> Vec<(String, String)> {
+/// Public for the fuzz targets (`fuzz/`); requests reach it through [`parse_head`].
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -186,8 +187,9 @@ fn decode_lossy(s: &str) -> String {
     String::from_utf8_lossy(&percent_decode(s, true)).into_owned()
 }
 
-/// Percent-decodes `s`; malformed escapes stay as they are.
-fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+/// Percent-decodes `s`; malformed escapes stay as they are. Public for the fuzz targets
+/// (`fuzz/`); requests reach it through [`parse_head`].
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

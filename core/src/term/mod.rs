@@ -453,7 +453,7 @@ impl TermState {
     fn finish_string<E: Events>(&mut self, end: usize, ev: &mut E) {
         match self.state {
             State::Osc => ev.finish(end, self.osc_verdict()),
-            State::DcsPass if self.dcs_query => ev.finish(end, Verdict::Drop),
+            State::DcsPass if self.dcs_query && !self.shifted => ev.finish(end, Verdict::Drop),
             State::DcsPass | State::DcsIgnore | State::SosPmApc => ev.finish(end, Verdict::Keep),
             _ => {}
         }
@@ -649,7 +649,9 @@ impl TermState {
                 b'o' => self.modes.shift(3),
                 b'7' => self.modes.save_cursor(),
                 b'8' => self.modes.restore_cursor(),
-                b'\\' => verdict = Verdict::Terminator,
+                // The ST of a dropped string goes with it, unless an SO or SI ran inside
+                // it (`ESC SO \`, found by the fuzz target term_replay): that must stay.
+                b'\\' if !self.shifted => verdict = Verdict::Terminator,
                 _ => {}
             },
             i if i < 0x100 => self.modes.designate(i as u8, c),
@@ -743,6 +745,11 @@ impl TermState {
     }
 
     fn osc_verdict(&self) -> Verdict {
+        // An SO or SI ran between the ESC and the `]` (`ESC SO ] 52 ...`, found by the fuzz
+        // target term_replay): leaving the sequence out would lose the shift, as for a CSI.
+        if self.shifted {
+            return Verdict::Keep;
+        }
         let osc = &self.osc;
         let side_effect = osc.id_digits > 0 && matches!(osc.id, 52 | 7777);
         let color_query = osc.phase == OscPhase::Fields && (osc.query || osc.field == 1);

@@ -271,6 +271,34 @@ fn non_queries_are_kept() {
     }
 }
 
+/// Found by the fuzz target `term_replay`: a shift executed between ESC and the string's
+/// introducer belongs to the string's sequence, so a dropped OSC 52 or DCS query took it
+/// along and the replay ended in the wrong character set.
+#[test]
+fn a_shift_before_a_string_query_keeps_the_query() {
+    for s in [
+        &b"x\n\x1b\x0e]52;c;aGk=\x07y"[..],
+        b"x\n\x1b\x0e]11;?\x1b\\y",
+        b"x\n\x1b\x0eP$qm\x1b\\y",
+    ] {
+        assert!(dropped(s).is_empty(), "{:?}", String::from_utf8_lossy(s));
+        let replay = apply_plan(&[s], &plan(s));
+        assert_eq!(state_after(&replay).modes(), state_after(s).modes());
+    }
+    // Without the shift they are still left out.
+    assert_eq!(dropped(b"x\n\x1b]52;c;aGk=\x07y").len(), 1);
+}
+
+/// Found by the fuzz target `term_replay` (second run): an ST that ends a dropped string
+/// goes with it, and took along a shift executed inside it (`ESC SO \`).
+#[test]
+fn a_shift_inside_the_st_of_a_dropped_string_stays() {
+    let s = b"x\n\x1bP$q\x1b\x0e\\y";
+    assert_eq!(dropped(s), vec![b"\x1bP$q".to_vec()]);
+    let replay = apply_plan(&[s], &plan(s));
+    assert_eq!(state_after(&replay).modes(), state_after(s).modes());
+}
+
 #[test]
 fn string_ended_by_another_escape_is_dropped_without_it() {
     let s = b"x\n\x1b]52;c;abc\x1b[1m";
