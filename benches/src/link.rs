@@ -46,13 +46,24 @@ pub struct PtyLink {
 }
 
 impl PtyLink {
-    /// Runs `sh -c script` on a new 80x24 pty.
+    /// Runs `sh -c script` on a new 80x24 pty, read non-blocking with `poll` when empty
+    /// (every wait is bounded by [`STALL`]).
     pub fn spawn(script: &str) -> Result<PtyLink, String> {
+        PtyLink::spawn_with(script, true)
+    }
+
+    /// Runs `sh -c script` on a new 80x24 pty read with plain blocking `read`s: one
+    /// syscall per wake-up, the kernel's own floor (no stall bound: a dead program ends
+    /// the read with EIO).
+    pub fn spawn_blocking(script: &str) -> Result<PtyLink, String> {
+        PtyLink::spawn_with(script, false)
+    }
+
+    fn spawn_with(script: &str, nonblocking: bool) -> Result<PtyLink, String> {
         let mut opts = axs_pty::SpawnOptions::new("sh");
         opts.args = vec!["-c".into(), script.into()];
         let spawned = axs_pty::spawn(&opts).map_err(|e| format!("pty spawn: {e}"))?;
-        // Non-blocking: read what is there, and poll only when nothing is (bounded waits).
-        axs_pty::set_nonblocking(spawned.master.as_fd(), true)
+        axs_pty::set_nonblocking(spawned.master.as_fd(), nonblocking)
             .map_err(|e| format!("pty nonblocking: {e}"))?;
         Ok(PtyLink {
             master: File::from(spawned.master),

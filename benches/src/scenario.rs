@@ -199,16 +199,62 @@ fn open_session(server: &mut Server) -> Result<WsLink, String> {
 /// a shared machine hits every target alike. One result per target, the pty's first.
 pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, String>> {
     let mut servers = Vec::new();
-    let mut links: Vec<Result<Box<dyn Link>, String>> = Vec::new();
-    links.push(PtyLink::spawn(ECHO_SCRIPT).map(|p| Box::new(p) as Box<dyn Link>));
-    for bin in bins {
-        let link = start(bin, ECHO_SCRIPT, &[]).and_then(|mut server| {
-            let ws = open_session(&mut server);
-            servers.push(server);
-            ws.map(|w| Box::new(w) as Box<dyn Link>)
-        });
-        links.push(link);
-    }
+    let mut links = vec![pty_link(PtyLink::spawn(ECHO_SCRIPT))];
+    links.extend(
+        bins.iter()
+            .map(|bin| server_link(&mut servers, bin, ECHO_SCRIPT)),
+    );
+    interleaved_round_trips(links, ECHO_WARMUP, rounds, Duration::ZERO)
+}
+
+/// Keystrokes not measured before the typing ones that are.
+const TYPING_WARMUP: usize = 10;
+
+/// Typing: one keystroke every `think` (the pause people leave between keys), on a bare
+/// pty read with `poll`, on one read with blocking `read`s (the kernel's floor), and
+/// through each server. Interleaved as [`echo_side_by_side`], then a pause of `think`:
+/// every target sees a gap of at least `think` before each keystroke. One result per
+/// target: the polled pty, the blocking pty, then the servers.
+pub fn typing_side_by_side(
+    bins: &[&Path],
+    rounds: usize,
+    think: Duration,
+) -> Vec<Result<Echo, String>> {
+    let mut servers = Vec::new();
+    let mut links = vec![
+        pty_link(PtyLink::spawn(ECHO_SCRIPT)),
+        pty_link(PtyLink::spawn_blocking(ECHO_SCRIPT)),
+    ];
+    links.extend(
+        bins.iter()
+            .map(|bin| server_link(&mut servers, bin, ECHO_SCRIPT)),
+    );
+    interleaved_round_trips(links, TYPING_WARMUP, rounds, think)
+}
+
+type BoxedLink = Result<Box<dyn Link + Send>, String>;
+
+fn pty_link(pty: Result<PtyLink, String>) -> BoxedLink {
+    pty.map(|p| Box::new(p) as Box<dyn Link + Send>)
+}
+
+/// Starts `bin` running `script` (kept in `servers`) and attaches to one session.
+fn server_link(servers: &mut Vec<Server>, bin: &Path, script: &str) -> BoxedLink {
+    start(bin, script, &[]).and_then(|mut server| {
+        let ws = open_session(&mut server);
+        servers.push(server);
+        ws.map(|w| Box::new(w) as Box<dyn Link + Send>)
+    })
+}
+
+/// Waits for every link's program, then `warmup + rounds` round trips on each in turn,
+/// pausing `think` after each turn; the percentiles of the measured ones, per link.
+fn interleaved_round_trips(
+    mut links: Vec<BoxedLink>,
+    warmup: usize,
+    rounds: usize,
+    think: Duration,
+) -> Vec<Result<Echo, String>> {
     for link in links.iter_mut() {
         if let Ok(l) = link {
             if let Err(e) = wait_ready(l.as_mut()) {
@@ -220,16 +266,19 @@ pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, Stri
         .iter()
         .map(|_| Ok(Vec::with_capacity(rounds)))
         .collect();
-    for i in 0..ECHO_WARMUP + rounds {
+    for i in 0..warmup + rounds {
         for (link, samples) in links.iter_mut().zip(samples.iter_mut()) {
             let (Ok(link), Ok(list)) = (link, &mut *samples) else {
                 continue;
             };
             match round_trip(link.as_mut(), i) {
-                Ok(took) if i >= ECHO_WARMUP => list.push(took),
+                Ok(took) if i >= warmup => list.push(took),
                 Ok(_) => {}
                 Err(e) => *samples = Err(e),
             }
+        }
+        if !think.is_zero() {
+            thread::sleep(think);
         }
     }
     links
@@ -237,6 +286,96 @@ pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, Stri
         .zip(samples)
         .map(|(link, samples)| link.and(samples).map(|s| echo_stats(&s)))
         .collect()
+}
+
+/// One program for both sessions of the flood run, chosen by the first byte it reads:
+/// `f` floods (`x` as fast as `tr` writes them), anything else echoes (`cat`).
+pub const FLOOD_OR_ECHO_SCRIPT: &str = "stty raw -echo; printf R; m=$(head -c 1); \
+     if [ \"$m\" = f ]; then exec tr \"\\000\" x </dev/zero; else exec cat; fi";
+
+/// Typing into one session while another session of the same server floods output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flood {
+    /// Typing echo with the other session idle.
+    pub idle: Echo,
+    /// Typing echo while the other session floods.
+    pub flooded: Echo,
+    /// What the flooding session delivered meanwhile, MiB/s.
+    pub flood_mib_per_s: f64,
+}
+
+/// How long the flood runs before the typing is measured.
+const FLOOD_RAMP: Duration = Duration::from_millis(300);
+
+/// Typing echo in one session, first with a second session idle, then while the second
+/// floods output that a client thread reads as fast as it can; on `bin` (`None`: two
+/// bare ptys, the floor for the same CPU contention).
+pub fn typing_under_flood(
+    bin: Option<&Path>,
+    rounds: usize,
+    think: Duration,
+) -> Result<Flood, String> {
+    let mut servers = Vec::new();
+    let mut open = || match bin {
+        None => pty_link(PtyLink::spawn(FLOOD_OR_ECHO_SCRIPT)),
+        Some(bin) => match servers.first_mut() {
+            None => server_link(&mut servers, bin, FLOOD_OR_ECHO_SCRIPT),
+            Some(server) => open_session(server).map(|w| Box::new(w) as Box<dyn Link + Send>),
+        },
+    };
+    let mut typed = open()?;
+    let mut flooding = open()?;
+    wait_ready(typed.as_mut())?;
+    wait_ready(flooding.as_mut())?;
+    typed.send(b"e")?;
+    let idle = typing(typed.as_mut(), rounds, think)?;
+    flooding.send(b"f")?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        thread::spawn(move || drain_until(flooding.as_mut(), &stop))
+    };
+    thread::sleep(FLOOD_RAMP);
+    let started = Instant::now();
+    let flooded = typing(typed.as_mut(), rounds, think);
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let drained = reader
+        .join()
+        .map_err(|_| "the flood reader panicked".to_string())??;
+    let flooded = flooded?;
+    // Bytes before the ramp ended count too: a rate, not an exact figure.
+    let flood_mib_per_s = mib_per_s(drained, took + FLOOD_RAMP);
+    drop(servers);
+    Ok(Flood {
+        idle,
+        flooded,
+        flood_mib_per_s,
+    })
+}
+
+/// Echo percentiles of `rounds` keystrokes one `think` apart (after a short warm-up).
+fn typing(link: &mut dyn Link, rounds: usize, think: Duration) -> Result<Echo, String> {
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..TYPING_WARMUP + rounds {
+        let took = round_trip(link, i)?;
+        if i >= TYPING_WARMUP {
+            samples.push(took);
+        }
+        thread::sleep(think);
+    }
+    Ok(echo_stats(&samples))
+}
+
+/// Reads (and counts) everything until `stop` is set.
+fn drain_until(link: &mut dyn Link, stop: &std::sync::atomic::AtomicBool) -> Result<usize, String> {
+    let mut total = 0;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        total += link.recv(&mut buf)?;
+        buf.clear();
+    }
+    Ok(total)
 }
 
 /// Bulk output through a server, with the server's CPU time over the run.

@@ -2,17 +2,20 @@
 //! ceiling) and each server binary, repeated, side by side, and prints markdown tables of
 //! the medians. `benches/run` builds the binaries and calls it; see BENCHMARKS.md.
 //!
-//! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] [--only PHASES] NAME=PATH...`
-//! where PHASES is a comma-separated subset of `echo,bulk,attach,sessions,startup`
-//! (for profiling one phase; `--reps 0` skips them all).
+//! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] [--only PHASES]
+//! [--think-ms N] [--typing-rounds N] NAME=PATH...`
+//! where PHASES is a comma-separated subset of
+//! `echo,typing,bulk,attach,sessions,startup,flood` (for profiling one phase; `--reps 0`
+//! skips them all). `flood` (typing while another session floods, about 20 s per target
+//! and repetition) runs only when named.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axs_benches::proc::{raise_fd_limit, Scratch};
-use axs_benches::scenario::{self, Bulk, Echo};
+use axs_benches::scenario::{self, Bulk, Echo, Flood};
 use axs_benches::stats::median;
 use axs_benches::text;
 
@@ -26,6 +29,10 @@ const ATTACHES: usize = 20;
 const SESSIONS: usize = 100;
 /// Starts per start-up run.
 const STARTS: usize = 20;
+/// The typing phases' column for the bare pty read with blocking `read`s.
+const PTY_BLOCKING: &str = "pty, blocking read";
+/// Phases that run only when `--only` names them.
+const OPT_IN: &[&str] = &["flood"];
 
 /// What to run.
 struct Options {
@@ -33,6 +40,10 @@ struct Options {
     bulk_mib: usize,
     scale: Vec<usize>,
     only: Option<Vec<String>>,
+    /// The pause between keystrokes of the typing phases.
+    think: Duration,
+    /// Measured keystrokes per typing run.
+    typing_rounds: usize,
     servers: Vec<(String, PathBuf)>,
 }
 
@@ -42,6 +53,8 @@ fn parse_args() -> Result<Options, String> {
         bulk_mib: 32,
         scale: vec![0, 100, 500, 1000, 2000],
         only: None,
+        think: Duration::from_millis(50),
+        typing_rounds: 200,
         servers: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -52,6 +65,12 @@ fn parse_args() -> Result<Options, String> {
             "--only" => {
                 let phases = value("--only")?.split(',').map(str::to_string).collect();
                 options.only = Some(phases);
+            }
+            "--think-ms" => {
+                options.think = Duration::from_millis(number(&value("--think-ms")?)? as u64);
+            }
+            "--typing-rounds" => {
+                options.typing_rounds = number(&value("--typing-rounds")?)?.max(1);
             }
             "--bulk-mib" => options.bulk_mib = number(&value("--bulk-mib")?)?.max(1),
             "--scale" => {
@@ -81,7 +100,7 @@ impl Options {
     /// Whether a phase runs (all do unless `--only` names some).
     fn runs(&self, phase: &str) -> bool {
         match &self.only {
-            None => true,
+            None => !OPT_IN.contains(&phase),
             Some(only) => only.iter().any(|p| p == phase),
         }
     }
@@ -113,6 +132,16 @@ impl Results {
     fn record_vs_pty(&mut self, metric: &str, target: &str, value: f64, pty: Option<f64>) {
         self.record(metric, target, value);
         if let Some(base) = pty.filter(|b| *b > 0.0) {
+            let key = (metric.to_string(), target.to_string());
+            self.ratios.entry(key).or_default().push(value / base);
+        }
+    }
+
+    /// Records `value` with its ratio to `base`, a figure of the same target (the pty
+    /// column gets its ratio too).
+    fn record_vs_own(&mut self, metric: &str, target: &str, value: f64, base: f64) {
+        self.record(metric, target, value);
+        if base > 0.0 {
             let key = (metric.to_string(), target.to_string());
             self.ratios.entry(key).or_default().push(value / base);
         }
@@ -183,6 +212,12 @@ fn run(options: &Options) -> Result<(), String> {
         if options.runs("echo") {
             echo_phase(rep, &servers, &mut results);
         }
+        if options.runs("typing") {
+            typing_phase(options, rep, &servers, &mut results);
+        }
+        if options.runs("flood") {
+            flood_phase(options, rep, &servers, &mut results);
+        }
         for file in files.iter().filter(|_| options.runs("bulk")) {
             bulk_phase(rep, file, &servers, &mut results);
         }
@@ -243,6 +278,82 @@ fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results)
         match echo {
             Ok(echo) => record_echo(results, name, &echo, pty.as_ref()),
             Err(e) => results.problem(rep, name, "echo", e),
+        }
+    }
+}
+
+/// Typing on both bare ptys and every server, keystrokes interleaved; ratios are to the
+/// blocking reader (the kernel's floor).
+fn typing_phase(
+    options: &Options,
+    rep: usize,
+    servers: &[&(String, PathBuf)],
+    results: &mut Results,
+) {
+    let bins: Vec<&Path> = servers.iter().map(|(_, b)| b.as_path()).collect();
+    let typed = scenario::typing_side_by_side(&bins, options.typing_rounds, options.think);
+    let names = [PTY, PTY_BLOCKING]
+        .into_iter()
+        .chain(servers.iter().map(|(n, _)| n.as_str()));
+    let mut typed: Vec<(&str, Result<Echo, String>)> = names.zip(typed).collect();
+    let floor = match typed.get(1) {
+        Some((_, Ok(echo))) => Some(*echo),
+        _ => None,
+    };
+    let think = options.think.as_millis();
+    for (name, echo) in typed.drain(..) {
+        match echo {
+            Ok(echo) => {
+                let rows = [
+                    ("p50", echo.p50, floor.map(|f| f.p50)),
+                    ("p99", echo.p99, floor.map(|f| f.p99)),
+                ];
+                for (at, value, base) in rows {
+                    let metric = format!(
+                        "typing echo {at}, a key every {think} ms (µs; ÷ the blocking pty)"
+                    );
+                    results.record_vs_pty(&metric, name, value, base);
+                }
+            }
+            Err(e) => results.problem(rep, name, "typing", e),
+        }
+    }
+}
+
+/// Typing while another session floods, on a pair of bare ptys and on every server (one
+/// after the other: two floods at once would share the 2 cores); ratios are to the
+/// same target's idle typing.
+fn flood_phase(
+    options: &Options,
+    rep: usize,
+    servers: &[&(String, PathBuf)],
+    results: &mut Results,
+) {
+    let targets = std::iter::once((PTY, None))
+        .chain(servers.iter().map(|(n, b)| (n.as_str(), Some(b.as_path()))));
+    let think = options.think.as_millis();
+    for (name, bin) in targets {
+        eprintln!("axs-load: flood, {name}");
+        match scenario::typing_under_flood(bin, options.typing_rounds, options.think) {
+            Ok(Flood {
+                idle,
+                flooded,
+                flood_mib_per_s,
+            }) => {
+                let idle_p99 =
+                    format!("typing echo p99, key every {think} ms, other session idle (µs)");
+                results.record(&idle_p99, name, idle.p99);
+                let p50 = "typing echo p50 while another session floods (µs; ÷ its idle p50)";
+                results.record_vs_own(p50, name, flooded.p50, idle.p50);
+                let p99 = "typing echo p99 while another session floods (µs; ÷ its idle p99)";
+                results.record_vs_own(p99, name, flooded.p99, idle.p99);
+                results.record(
+                    "the flooding session meanwhile (MiB/s)",
+                    name,
+                    flood_mib_per_s,
+                );
+            }
+            Err(e) => results.problem(rep, name, "flood", e),
         }
     }
 }
@@ -357,30 +468,38 @@ fn print_report(
     fd_limit: u64,
     secs: f64,
 ) {
-    let names: Vec<&str> = options.servers.iter().map(|(n, _)| n.as_str()).collect();
+    let blocking = results.values.keys().any(|(_, t)| t == PTY_BLOCKING);
+    let names: Vec<&str> = blocking
+        .then_some(PTY_BLOCKING)
+        .into_iter()
+        .chain(options.servers.iter().map(|(n, _)| n.as_str()))
+        .collect();
     println!(
-        "Medians over {} repetitions; ratios are to the bare pty of the same repetition (median of the per-repetition ratios). Bulk: {} MiB per run.\n",
+        "Medians over {} repetitions; ratios are to the bare pty of the same repetition (median of the per-repetition ratios) unless the metric says otherwise. Bulk: {} MiB per run.\n",
         options.reps, options.bulk_mib
     );
-    let mut header = format!("| metric | {PTY} |");
-    let mut rule = String::from("|---|---|");
+    let ratio = |metric: &str, name: &str| {
+        results
+            .median_of(&results.ratios, metric, name)
+            .map(|r| format!("{r:.2}×"))
+            .unwrap_or_else(|| "–".into())
+    };
+    let mut header = format!("| metric | {PTY} | ratio |");
+    let mut rule = String::from("|---|---|---|");
     for name in &names {
-        header.push_str(&format!(" {name} | {name} ÷ pty |"));
+        header.push_str(&format!(" {name} | ratio |"));
         rule.push_str("---|---|");
     }
     println!("{header}\n{rule}");
     for metric in &results.order {
         let mut line = format!(
-            "| {metric} | {} |",
-            cell(results.median_of(&results.values, metric, PTY))
+            "| {metric} | {} | {} |",
+            cell(results.median_of(&results.values, metric, PTY)),
+            ratio(metric, PTY)
         );
         for name in &names {
             let value = cell(results.median_of(&results.values, metric, name));
-            let ratio = results
-                .median_of(&results.ratios, metric, name)
-                .map(|r| format!("{r:.2}×"))
-                .unwrap_or_else(|| "–".into());
-            line.push_str(&format!(" {value} | {ratio} |"));
+            line.push_str(&format!(" {value} | {} |", ratio(metric, name)));
         }
         println!("{line}");
     }
