@@ -115,6 +115,39 @@ impl Drop for PtyLink {
     }
 }
 
+/// A TCP connection to the server on loopback `port`, as the load clients use it:
+/// TCP_NODELAY (small frames are measured, not batched) and [`STALL`] as the read timeout.
+pub fn connect_loopback(port: u16) -> Result<TcpStream, String> {
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("nodelay: {e}"))?;
+    stream
+        .set_read_timeout(Some(STALL))
+        .map_err(|e| format!("timeout: {e}"))?;
+    Ok(stream)
+}
+
+/// Upgrades a connected `stream` to a WebSocket on `ws://127.0.0.1:{port}{path}` as the
+/// editors do (Origin `https://localhost`), with no message or frame size limits so that a
+/// load never fails on the client's own caps. Socket options stay the caller's choice.
+pub fn upgrade(stream: TcpStream, port: u16, path: &str) -> Result<WebSocket<TcpStream>, String> {
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("request {url}: {e}"))?;
+    request
+        .headers_mut()
+        .insert("Origin", HeaderValue::from_static("https://localhost"));
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config))
+        .map_err(|e| format!("upgrade {url}: {e}"))?;
+    Ok(ws)
+}
+
 /// A WebSocket to `/terminals/{id}` of a server, as the editors open it.
 pub struct WsLink {
     ws: WebSocket<TcpStream>,
@@ -125,27 +158,8 @@ pub struct WsLink {
 impl WsLink {
     /// Connects and upgrades (TCP_NODELAY, Origin `https://localhost`, no size limits).
     pub fn connect(port: u16, id: u32) -> Result<WsLink, String> {
-        let stream =
-            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| format!("nodelay: {e}"))?;
-        stream
-            .set_read_timeout(Some(STALL))
-            .map_err(|e| format!("timeout: {e}"))?;
-        let url = format!("ws://127.0.0.1:{port}/terminals/{id}");
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("request {url}: {e}"))?;
-        request
-            .headers_mut()
-            .insert("Origin", HeaderValue::from_static("https://localhost"));
-        let config = WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config))
-            .map_err(|e| format!("upgrade {url}: {e}"))?;
+        let stream = connect_loopback(port)?;
+        let ws = upgrade(stream, port, &format!("/terminals/{id}"))?;
         Ok(WsLink {
             ws,
             texts: Vec::new(),
@@ -193,14 +207,22 @@ impl Link for WsLink {
                 Ok(Message::Text(t)) => self.texts.push(t.to_string()),
                 Ok(Message::Close(c)) => return Err(format!("ws closed by the server: {c:?}")),
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                {
-                    return Err(format!("ws: no message for {STALL:?}"))
-                }
-                Err(e) => return Err(format!("ws read: {e}")),
+                Err(e) => return Err(read_failure(e)),
             }
         }
+    }
+}
+
+/// Says why a blocking WebSocket read failed; a read timeout means the server sent
+/// nothing for [`STALL`].
+pub fn read_failure(error: tungstenite::Error) -> String {
+    match error {
+        tungstenite::Error::Io(e)
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+        {
+            format!("ws: no message for {STALL:?}")
+        }
+        e => format!("ws read: {e}"),
     }
 }
 
@@ -224,14 +246,7 @@ pub fn http_request(
     path: &str,
     body: &[u8],
 ) -> Result<(u16, String), String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| format!("nodelay: {e}"))?;
-    stream
-        .set_read_timeout(Some(STALL))
-        .map_err(|e| format!("timeout: {e}"))?;
+    let mut stream = connect_loopback(port)?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://localhost\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

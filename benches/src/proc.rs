@@ -254,11 +254,22 @@ fn read_line(mut fifo: File, child: &mut Child, timeout: Duration) -> Result<Str
 
 /// Waits until `fd` is readable (or hung up), at most `timeout`.
 pub fn wait_readable(fd: &impl AsFd, timeout: Duration) -> Result<bool, String> {
+    wait_ready(fd, PollFlags::IN, timeout)
+}
+
+/// Waits until `fd` is writable, at most `timeout`.
+pub fn wait_writable(fd: &impl AsFd, timeout: Duration) -> Result<bool, String> {
+    wait_ready(fd, PollFlags::OUT, timeout)
+}
+
+/// Polls `fd` for `events`, at most `timeout`; an interrupted wait counts as not ready
+/// (callers loop on their own deadline).
+fn wait_ready(fd: &impl AsFd, events: PollFlags, timeout: Duration) -> Result<bool, String> {
     let ts = Timespec {
         tv_sec: timeout.as_secs() as i64,
         tv_nsec: i64::from(timeout.subsec_nanos()),
     };
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let mut fds = [PollFd::new(fd, events)];
     match poll(&mut fds, Some(&ts)) {
         Ok(n) => Ok(n > 0),
         Err(rustix::io::Errno::INTR) => Ok(false),

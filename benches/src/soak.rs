@@ -20,12 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use crate::link::{complete_response, create_session, http_request};
+use crate::link::{complete_response, create_session, http_request, upgrade};
 
 /// The program every session runs (`sh` on this file): it turns echo off, says `READY`,
 /// and does what the first line typed asks. `stream`: numbers as fast as the reader takes
@@ -235,24 +232,8 @@ enum Got {
 
 impl Client {
     fn connect(port: u16, path: &str) -> Result<Client, String> {
-        let stream =
-            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(WAIT))
-            .map_err(|e| format!("timeout: {e}"))?;
-        let url = format!("ws://127.0.0.1:{port}{path}");
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("request {url}: {e}"))?;
-        request
-            .headers_mut()
-            .insert("Origin", HeaderValue::from_static("https://localhost"));
-        let config = WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config))
-            .map_err(|e| format!("upgrade {url}: {e}"))?;
+        let stream = raw_connect(port)?;
+        let ws = upgrade(stream, port, path)?;
         Ok(Client {
             ws,
             texts: Vec::new(),

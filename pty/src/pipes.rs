@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use rustix::pipe::PipeFlags;
 
 use crate::child::{ChildSetup, FdSweep};
-use crate::launch::{launch, ExecPlan, SpawnMethod};
-use crate::spawn::{check_dir, SpawnError};
+use crate::launch::{launch, SpawnMethod};
+use crate::spawn::{exec_error, prepare_exec, SpawnError};
 
 /// The prefix of the variables a piped child never sees.
 pub const PRIVATE_ENV_PREFIX: &str = "AXS_";
@@ -76,21 +76,14 @@ pub struct PipedChild {
 /// is left behind then (the failed child is reaped, every pipe closed). The caller owns
 /// reaping, with [`crate::wait_blocking`] or [`crate::try_wait`].
 pub fn spawn_piped(opts: &PipedOptions) -> Result<PipedChild, SpawnError> {
-    if let Some(dir) = &opts.cwd {
-        check_dir(dir)?;
-    }
-    let exec_err = |source| SpawnError::Exec {
-        program: opts.program.clone(),
-        source,
-    };
-    let plan = ExecPlan::new(
+    let plan = prepare_exec(
         &opts.program,
         &opts.args,
         &child_env(),
         opts.cwd.as_deref(),
         ChildSetup::without_tty(opts.fd_sweep),
-    )
-    .map_err(exec_err)?;
+    )?;
+    let exec_err = exec_error(&opts.program);
     let pipes = StdioPipes::new().map_err(exec_err)?;
     let child_ends = [
         pipes.stdin_read.as_fd(),

@@ -1,10 +1,10 @@
 //! Spawning a program on a new pty, as the leader of a new session.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::child::{ChildSetup, FdSweep};
 use crate::launch::{launch, ExecPlan, SpawnMethod};
@@ -131,21 +131,14 @@ pub const DEFAULT_TERM: &str = "xterm-256color";
 /// (see [`SpawnMethod`]). The caller owns reaping, with [`crate::wait_blocking`] or
 /// [`crate::try_wait`].
 pub fn spawn(opts: &SpawnOptions) -> Result<Spawned, SpawnError> {
-    if let Some(dir) = &opts.cwd {
-        check_dir(dir)?;
-    }
-    let exec_err = |source| SpawnError::Exec {
-        program: opts.program.clone(),
-        source,
-    };
-    let plan = ExecPlan::new(
+    let plan = prepare_exec(
         &opts.program,
         &opts.args,
         &child_env(opts),
         opts.cwd.as_deref(),
         ChildSetup::new(opts.fd_sweep),
-    )
-    .map_err(exec_err)?;
+    )?;
+    let exec_err = exec_error(&opts.program);
     let pair = open_pair(opts.size, opts.slave_open).map_err(SpawnError::Pty)?;
     let slave = pair.slave.as_fd();
     let pid = launch(&plan, [slave, slave, slave], opts.spawn_method).map_err(exec_err)?;
@@ -184,9 +177,33 @@ fn set_var(env: &mut Vec<(OsString, OsString)>, key: OsString, value: OsString) 
     }
 }
 
+/// The first steps of every spawn, before any descriptor is opened: checks the working
+/// directory, then prepares the `exec` of `program` (its argv, environment and directory
+/// as C strings).
+pub(crate) fn prepare_exec(
+    program: &OsStr,
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+    cwd: Option<&Path>,
+    setup: ChildSetup,
+) -> Result<ExecPlan, SpawnError> {
+    if let Some(dir) = cwd {
+        check_dir(dir)?;
+    }
+    ExecPlan::new(program, args, env, cwd, setup).map_err(exec_error(program))
+}
+
+/// Turns an error of starting `program` into [`SpawnError::Exec`], naming the program.
+pub(crate) fn exec_error(program: &OsStr) -> impl Fn(io::Error) -> SpawnError + Copy + '_ {
+    move |source| SpawnError::Exec {
+        program: program.to_os_string(),
+        source,
+    }
+}
+
 /// Checks the working directory in the parent, so the error names it (a chdir
 /// failure in the child would be reported like a missing program).
-pub(crate) fn check_dir(dir: &std::path::Path) -> Result<(), SpawnError> {
+fn check_dir(dir: &std::path::Path) -> Result<(), SpawnError> {
     let cwd_err = |source| SpawnError::Cwd {
         path: dir.to_path_buf(),
         source,

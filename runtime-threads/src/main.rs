@@ -21,7 +21,7 @@
 //! # Modules
 //!
 //! `main` → `conn` → {`session`, `job`, `client`} → `shared` → {`handles`, `timer`};
-//! `signals` → `shared`. No module imports one above it: [`handles`] and [`timer`] are
+//! `signals` → `shared`; `main` and `lsp` → [`accept`] (the accept loop) → `handles`. No module imports one above it: [`handles`] and [`timer`] are
 //! leaves holding what the router reaches under the lock.
 //!
 //! # One lock
@@ -34,6 +34,7 @@
 //! poisoning (the core never panics, so its state stays consistent) and the release
 //! profile unwinds.
 
+mod accept;
 mod client;
 mod conn;
 mod handles;
@@ -45,15 +46,14 @@ mod signals;
 mod timer;
 
 use std::io::{self, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::thread;
 
 use axs_core::admission::Admission;
-use axs_core::limits::ACCEPT_RETRY;
 use axs_pty::SpawnOptions;
-use rustix::event::{PollFd, PollFlags};
 
+use crate::accept::accept_until_stopped;
 use crate::handles::StopAccepting;
 use crate::shared::Shared;
 
@@ -89,7 +89,18 @@ fn main() {
     });
     axs_host::ready();
     log::info!("listening on http://{}", up.bound);
-    accept(&up.listener, &stop, &shared, &Arc::new(up.program));
+    let program = Arc::new(up.program);
+    accept_until_stopped(
+        &up.listener,
+        &stop,
+        |stream| admit(&shared, &program, stream),
+        |e| {
+            // Out of descriptors, usually: the core may evict an idle connection to free
+            // one, and says how long to wait.
+            let failure = axs_host::accept_failure(e);
+            shared.call(|server, now| server.accept_failed(failure, now))
+        },
+    );
     drop(up.listener);
     log::debug!("no longer accepting connections");
     // The process ends with the core's `Exit`, on another thread.
@@ -102,44 +113,6 @@ fn main() {
 fn start(name: &str, body: impl FnOnce() + Send + 'static) {
     if let Err(e) = thread::Builder::new().name(name.into()).spawn(body) {
         axs_host::fail_startup(&format!("cannot start the {name} thread: {e}"));
-    }
-}
-
-/// Accepts connections, each served on its own thread, until shutdown starts.
-fn accept(
-    listener: &TcpListener,
-    stop: &StopAccepting,
-    shared: &Arc<Shared>,
-    program: &Arc<SpawnOptions>,
-) {
-    loop {
-        let mut fds = [
-            PollFd::new(listener, PollFlags::IN),
-            PollFd::new(stop.fd(), PollFlags::IN),
-        ];
-        match rustix::event::poll(&mut fds, None) {
-            Ok(_) if !fds[1].revents().is_empty() => return,
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                log::warn!("poll on the listener: {e}");
-                thread::sleep(ACCEPT_RETRY);
-            }
-        }
-        match listener.accept() {
-            Ok((stream, _)) => admit(shared, program, stream),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                log::warn!("accept: {e}");
-                // Out of descriptors, usually: the core may evict an idle connection to
-                // free one, and says how long to wait.
-                let failure = axs_host::accept_failure(&e);
-                thread::sleep(shared.call(|server, now| server.accept_failed(failure, now)));
-            }
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a request may wait for its answer.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -60,28 +60,42 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<Response, String> {
-    request_within(port, method, path, headers, body, HTTP_TIMEOUT)
-}
-
-/// Like [`request`], but each read and write of the exchange waits at most `timeout`
-/// (for cases that bound an answer far below [`HTTP_TIMEOUT`]).
-pub fn request_within(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<Response, String> {
     exchange(
         port,
         method,
         path,
         headers,
         body,
-        timeout,
+        HTTP_TIMEOUT,
         BodyWrite::MayFail,
     )
+}
+
+/// Like [`request`] with an optional JSON body, but the whole answer must come within
+/// `bound` (each read and write also waits at most that long): for cases that bound an
+/// answer far below [`HTTP_TIMEOUT`]. A late answer is an error too.
+pub fn request_within(
+    port: u16,
+    method: &str,
+    path: &str,
+    json_body: Option<&str>,
+    bound: Duration,
+) -> Result<Response, String> {
+    let started = Instant::now();
+    let headers: &[(&str, &str)] = match json_body {
+        Some(_) => &[("Content-Type", "application/json")],
+        None => &[],
+    };
+    let body = json_body.map(str::as_bytes);
+    let answer = exchange(port, method, path, headers, body, bound, BodyWrite::MayFail);
+    let took = started.elapsed();
+    match answer {
+        Ok(r) if took < bound => Ok(r),
+        other => Err(format!(
+            "no answer within {bound:?} (took {took:?}): {:?}",
+            other.map(|r| r.describe())
+        )),
+    }
 }
 
 /// Like [`request`], but the whole body must be accepted: a write error (the server reset

@@ -21,20 +21,15 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use axs_benches::link::{http_request, STALL};
-use axs_benches::proc::{footprint, kill_stray_group, wait_readable, Scratch};
+use axs_benches::link::{connect_loopback, http_request, read_failure, upgrade, STALL};
+use axs_benches::proc::{footprint, kill_stray_group, wait_readable, wait_writable, Scratch};
 use axs_benches::stats::{median, percentile, sorted_micros};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, Signal};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::http::HeaderValue;
-use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
 /// The direct-pipes column's name.
@@ -246,20 +241,6 @@ fn parse_header(buffer: &[u8]) -> Result<Option<(usize, usize)>, String> {
     }
 }
 
-/// Waits until `fd` is writable, at most `timeout`.
-fn wait_writable(fd: &impl AsFd, timeout: Duration) -> Result<bool, String> {
-    let ts = Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
-    let mut fds = [PollFd::new(fd, PollFlags::OUT)];
-    match poll(&mut fds, Some(&ts)) {
-        Ok(n) => Ok(n > 0),
-        Err(rustix::io::Errno::INTR) => Ok(false),
-        Err(e) => Err(format!("poll: {e}")),
-    }
-}
-
 /// A WebSocket to a bridge: one JSON-RPC body per text frame.
 struct WsPeer {
     ws: WebSocket<TcpStream>,
@@ -269,28 +250,11 @@ impl WsPeer {
     /// Connects to `ws://127.0.0.1:<port>/` as the editor does (Origin `https://localhost`,
     /// TCP_NODELAY), with no size limits and [`STALL`] as the read and write timeout.
     fn connect(port: u16) -> Result<WsPeer, String> {
-        let stream =
-            TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+        let stream = connect_loopback(port)?;
         stream
-            .set_nodelay(true)
-            .map_err(|e| format!("nodelay: {e}"))?;
-        stream
-            .set_read_timeout(Some(STALL))
-            .and_then(|()| stream.set_write_timeout(Some(STALL)))
+            .set_write_timeout(Some(STALL))
             .map_err(|e| format!("timeout: {e}"))?;
-        let url = format!("ws://127.0.0.1:{port}/");
-        let mut request = url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| format!("request {url}: {e}"))?;
-        request
-            .headers_mut()
-            .insert("Origin", HeaderValue::from_static("https://localhost"));
-        let config = WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None);
-        let (ws, _) = tungstenite::client::client_with_config(request, stream, Some(config))
-            .map_err(|e| format!("upgrade {url}: {e}"))?;
+        let ws = upgrade(stream, port, "/")?;
         Ok(WsPeer { ws })
     }
 }
@@ -309,12 +273,7 @@ impl Peer for WsPeer {
                 Ok(Message::Binary(bytes)) => return Ok(bytes.to_vec()),
                 Ok(Message::Close(close)) => return Err(format!("ws closed: {close:?}")),
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                {
-                    return Err(format!("ws: no message for {STALL:?}"))
-                }
-                Err(e) => return Err(format!("ws read: {e}")),
+                Err(e) => return Err(read_failure(e)),
             }
         }
     }

@@ -22,7 +22,7 @@ mod link;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -36,9 +36,10 @@ use axs_core::time::Time;
 use axs_host::lsp::{self as host_lsp, remove_port_file};
 use axs_host::Clock;
 use axs_pty::{PipedChild, PipedOptions};
-use rustix::event::{EventfdFlags, PollFd, PollFlags};
+use rustix::event::EventfdFlags;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::accept::accept_until_stopped;
 use crate::handles::StopAccepting;
 use crate::{conn, signals};
 
@@ -72,7 +73,14 @@ pub fn main(args: Vec<OsString>) -> ! {
         fail(&format!("cannot start the signal thread: {e}"));
     }
     host_lsp::announce(up.bound);
-    accept(&up.listener, &stop, &hub, &Arc::new(up.program));
+    let program = Arc::new(up.program);
+    accept_until_stopped(
+        &up.listener,
+        &stop,
+        |stream| start_serving(&hub, &program, stream),
+        // Out of descriptors or memory: give the others a moment to finish.
+        |_| ACCEPT_RETRY,
+    );
     drop(up.listener);
     // Held to the end: no spawn can start after the last look.
     let _idle = hub.wait_idle();
@@ -87,48 +95,15 @@ fn fail(reason: &str) -> ! {
     axs_host::fail_startup(reason)
 }
 
-/// Accepts connections, each served on its own thread, until a stop signal.
-fn accept(
-    listener: &TcpListener,
-    stop: &StopAccepting,
-    hub: &Arc<Hub>,
-    program: &Arc<PipedOptions>,
-) {
-    loop {
-        let mut fds = [
-            PollFd::new(listener, PollFlags::IN),
-            PollFd::new(stop.fd(), PollFlags::IN),
-        ];
-        match rustix::event::poll(&mut fds, None) {
-            Ok(_) if !fds[1].revents().is_empty() => return,
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                log::warn!("poll on the listener: {e}");
-                thread::sleep(ACCEPT_RETRY);
-            }
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let (hub, program) = (Arc::clone(hub), Arc::clone(program));
-                let started = thread::Builder::new()
-                    .name("lsp-conn".into())
-                    .stack_size(crate::CONNECTION_STACK)
-                    .spawn(move || serve(&hub, &program, stream));
-                if let Err(e) = started {
-                    log::warn!("cannot start a connection thread: {e}");
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                log::warn!("accept: {e}");
-                // Out of descriptors or memory: give the others a moment to finish.
-                thread::sleep(ACCEPT_RETRY);
-            }
-        }
+/// Serves a connection on a thread of its own.
+fn start_serving(hub: &Arc<Hub>, program: &Arc<PipedOptions>, stream: TcpStream) {
+    let (hub, program) = (Arc::clone(hub), Arc::clone(program));
+    let started = thread::Builder::new()
+        .name("lsp-conn".into())
+        .stack_size(crate::CONNECTION_STACK)
+        .spawn(move || serve(&hub, &program, stream));
+    if let Err(e) = started {
+        log::warn!("cannot start a connection thread: {e}");
     }
 }
 
