@@ -22,7 +22,7 @@ const BEYOND_FULL: usize = 8;
 /// (15 s), after which idle connections are dropped and the shortage is over by itself.
 const SHORT_BOUND: Duration = Duration::from_secs(5);
 /// How long the server gets to accept one connection while it has descriptors left.
-const ACCEPT_BOUND: Duration = Duration::from_secs(2);
+const ACCEPT_BOUND: Duration = Duration::from_secs(5);
 
 /// Lowers the running server's descriptor limit (soft and hard) to `limit`.
 fn lower_fd_limit(server: &Server, limit: u64) {
