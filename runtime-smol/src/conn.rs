@@ -12,10 +12,12 @@ use std::rc::Rc;
 
 use async_io::Async;
 use axs_core::admission::{Admission, ConnId};
+use axs_core::api::Policy;
 use axs_core::conn::{ConnEvent, Connection, Request};
 use axs_core::http::Response;
 use axs_core::limits::CONN_READ_CHUNK;
 use axs_core::server::Reply;
+use axs_core::time::Time;
 use futures_lite::future;
 
 use crate::driver::Driver;
@@ -149,24 +151,42 @@ pub(crate) async fn when<T, R>(future: Option<impl Future<Output = T>>, ready: R
 fn read(driver: &Driver, stream: &Socket, conn: &mut Connection) {
     driver.with_read_buffer(|buf| {
         let chunk = &mut buf[..CONN_READ_CHUNK];
-        match stream.get_ref().read(chunk) {
-            Ok(0) => conn.eof(),
-            Ok(n) => driver.inspect(|s| conn.received(&chunk[..n], s.policy(), driver.now())),
-            Err(e) if is_retry(&e) => {}
-            Err(e) => {
-                log::debug!("reading a request: {e}");
-                conn.eof();
-            }
-        }
+        driver.inspect(|s| read_into(stream, conn, chunk, s.policy(), driver.now()));
     });
 }
 
 /// Writes what the connection has to write, as far as the socket takes it; false when
 /// it took nothing (it would block).
 fn write(driver: &Driver, stream: &Socket, conn: &mut Connection) -> bool {
+    write_from(stream, conn, driver.now())
+}
+
+/// One read of the socket into `buf`, handed to the connection: EOF or an error ends
+/// its request, a spurious readiness changes nothing. Shared with the LSP bridge.
+pub(crate) fn read_into(
+    stream: &Socket,
+    conn: &mut Connection,
+    buf: &mut [u8],
+    policy: &Policy,
+    now: Time,
+) {
+    match stream.get_ref().read(buf) {
+        Ok(0) => conn.eof(),
+        Ok(n) => conn.received(&buf[..n], policy, now),
+        Err(e) if is_retry(&e) => {}
+        Err(e) => {
+            log::debug!("reading a request: {e}");
+            conn.eof();
+        }
+    }
+}
+
+/// One write of what the connection has to write; false when the socket took nothing
+/// (it would block). Shared with the LSP bridge.
+pub(crate) fn write_from(stream: &Socket, conn: &mut Connection, now: Time) -> bool {
     match stream.get_ref().write(conn.outgoing()) {
         Ok(0) => conn.write_failed(),
-        Ok(n) => conn.wrote(n, driver.now()),
+        Ok(n) => conn.wrote(n, now),
         Err(e) if is_retry(&e) => return false,
         Err(e) => {
             log::debug!("writing an answer: {e}");

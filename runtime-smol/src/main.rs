@@ -91,34 +91,20 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
     let main = async {
         let _timers = executor.spawn(driver.clone().run_timers());
         let reaper = driver.clone();
-        let _reaper = executor.spawn(async move {
-            while sigchld.readable().await.is_ok() {
-                sigchld_pipe.drain();
-                reaper.reap();
-            }
-            log::error!("the SIGCHLD pipe failed; exits are no longer noticed");
-        });
-        let accept = driver.clone();
-        let acceptor = executor.spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => serve_connection(&accept, stream),
-                    Err(e) => {
-                        // Out of descriptors, usually: the core may evict an idle
-                        // connection to free one, and says how long to wait.
-                        log::warn!("accept: {e}");
-                        let failure = axs_host::accept_failure(&e);
-                        let pause = accept.call(|server, now| server.accept_failed(failure, now));
-                        if pause.is_zero() {
-                            // Let the evicted connection's task close its socket first.
-                            futures_lite::future::yield_now().await;
-                        } else {
-                            async_io::Timer::after(pause).await;
-                        }
-                    }
-                }
-            }
-        });
+        let _reaper = executor.spawn(watch_children(sigchld, sigchld_pipe, move || {
+            reaper.reap();
+        }));
+        let (accept, pause) = (driver.clone(), driver.clone());
+        let acceptor = executor.spawn(accept_connections(
+            listener,
+            move |stream| serve_connection(&accept, stream),
+            // Out of descriptors, usually: the core may evict an idle connection to free
+            // one, and says how long to wait.
+            move |e| {
+                let failure = axs_host::accept_failure(e);
+                pause.call(|server, now| server.accept_failed(failure, now))
+            },
+        ));
         // A task of its own: the main future is polled on every wake-up of the thread,
         // and polling the signal stream costs a syscall.
         let stop = executor.spawn(async move {
@@ -136,6 +122,44 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
 }
 
 /// Serves an accepted connection as a task of its own.
+/// Accepts connections until cancelled, handing each to `serve`; after a failed `accept`
+/// waits as long as `pause_after` says (zero: let other tasks run first, such as an
+/// evicted connection closing its socket). Shared by the terminal server and the bridge.
+pub(crate) async fn accept_connections(
+    listener: Async<TcpListener>,
+    mut serve: impl FnMut(Async<TcpStream>),
+    mut pause_after: impl FnMut(&std::io::Error) -> std::time::Duration,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => serve(stream),
+            Err(e) => {
+                log::warn!("accept: {e}");
+                let pause = pause_after(&e);
+                if pause.is_zero() {
+                    futures_lite::future::yield_now().await;
+                } else {
+                    async_io::Timer::after(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// Calls `reap` whenever SIGCHLD arrived, until the pipe fails. Shared by the terminal
+/// server and the bridge.
+pub(crate) async fn watch_children(
+    sigchld: Async<std::os::fd::BorrowedFd<'static>>,
+    pipe: &'static SigchldPipe,
+    mut reap: impl FnMut(),
+) {
+    while sigchld.readable().await.is_ok() {
+        pipe.drain();
+        reap();
+    }
+    log::error!("the SIGCHLD pipe failed; exits are no longer noticed");
+}
+
 fn serve_connection(driver: &Rc<Driver>, stream: Async<TcpStream>) {
     driver.spawn(conn::serve(driver.clone(), stream)).detach();
 }

@@ -18,7 +18,6 @@ mod link;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 
@@ -35,9 +34,9 @@ use axs_pty::PipedOptions;
 use futures_lite::{future, StreamExt};
 use smol::{LocalExecutor, Task};
 
-use crate::conn::{is_retry, when};
+use crate::conn::{read_into, when, write_from};
 use crate::wake::Wake;
-use crate::Reactor;
+use crate::{accept_connections, watch_children, Reactor};
 use link::LinkIo;
 
 /// Runs `axs lsp ...` (`args` as given to the process) to its end; never returns.
@@ -208,26 +207,16 @@ fn run(bridge: Bridge, program: PipedOptions, reactor: Reactor) {
     } = reactor;
     let main = async {
         let reaper = hub.clone();
-        let _reaper = executor.spawn(async move {
-            while sigchld.readable().await.is_ok() {
-                sigchld_pipe.drain();
-                reaper.reap();
-            }
-            log::error!("the SIGCHLD pipe failed; exits are no longer noticed");
-        });
+        let _reaper = executor.spawn(watch_children(sigchld, sigchld_pipe, move || {
+            reaper.reap();
+        }));
         let accept = hub.clone();
-        let acceptor = executor.spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => accept.spawn(serve(accept.clone(), stream)).detach(),
-                    Err(e) => {
-                        // Out of descriptors, usually: wait a little instead of spinning.
-                        log::warn!("accept: {e}");
-                        Timer::after(ACCEPT_RETRY).await;
-                    }
-                }
-            }
-        });
+        let acceptor = executor.spawn(accept_connections(
+            listener,
+            move |stream| accept.spawn(serve(accept.clone(), stream)).detach(),
+            // Out of descriptors, usually: wait a little instead of spinning.
+            |_| ACCEPT_RETRY,
+        ));
         let stop = executor.spawn(async move {
             if let Some(Ok(signal)) = signals.next().await {
                 log::info!("{signal:?}: shutting down");
@@ -311,27 +300,12 @@ async fn drive(
 
 /// Reads what the socket has into the connection (a readiness may be spurious).
 fn read(hub: &Hub, stream: &Socket, conn: &mut Connection) {
-    hub.with_read_buffer(|buf| match stream.get_ref().read(buf) {
-        Ok(0) => conn.eof(),
-        Ok(n) => conn.received(&buf[..n], hub.bridge.borrow().policy(), hub.now()),
-        Err(e) if is_retry(&e) => {}
-        Err(e) => {
-            log::debug!("reading a request: {e}");
-            conn.eof();
-        }
+    hub.with_read_buffer(|buf| {
+        read_into(stream, conn, buf, hub.bridge.borrow().policy(), hub.now());
     });
 }
 
 /// Writes what the connection has to write; false when the socket took nothing.
 fn write(hub: &Hub, stream: &Socket, conn: &mut Connection) -> bool {
-    match stream.get_ref().write(conn.outgoing()) {
-        Ok(0) => conn.write_failed(),
-        Ok(n) => conn.wrote(n, hub.now()),
-        Err(e) if is_retry(&e) => return false,
-        Err(e) => {
-            log::debug!("writing an answer: {e}");
-            conn.write_failed();
-        }
-    }
-    true
+    write_from(stream, conn, hub.now())
 }
