@@ -9,54 +9,28 @@
 mod common;
 
 use axs_pty::{spawn, ExitStatus, FdSweep, SpawnOptions};
-use common::{type_in, wait_exit, Reader};
+use common::{
+    bpf_jump, bpf_stmt as stmt, install_seccomp, type_in, wait_exit, Reader, SECCOMP_RET_ALLOW,
+};
 
 const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
 
 /// Installs, on the calling thread, a filter that traps `close_range` with SIGSYS.
 fn trap_close_range() {
     // BPF: load seccomp_data.nr; if close_range return TRAP, else ALLOW. (No arch
     // check: the test runs native code only.)
     let mut prog = [
-        stmt((libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16, 0),
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_close_range as u32,
-        },
-        stmt((libc::BPF_RET | libc::BPF_K) as u16, SECCOMP_RET_TRAP),
-        stmt((libc::BPF_RET | libc::BPF_K) as u16, SECCOMP_RET_ALLOW),
-    ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
-    // SAFETY: prctl with integer arguments, then with a pointer to a valid program
-    // that outlives the call (the kernel copies it).
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const libc::sock_fprog
-            ),
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        bpf_jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_close_range as u32,
             0,
-            "seccomp: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+            1,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, SECCOMP_RET_TRAP),
+        stmt(libc::BPF_RET | libc::BPF_K, SECCOMP_RET_ALLOW),
+    ];
+    install_seccomp(&mut prog);
 }
 
 #[test]

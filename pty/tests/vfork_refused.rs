@@ -9,25 +9,14 @@
 mod common;
 
 use axs_pty::{spawn, ExitStatus, SpawnOptions};
-use common::{type_in, wait_exit, Reader};
+use common::{
+    bpf_jump as jump, bpf_stmt as stmt, install_seccomp, type_in, wait_exit, Reader,
+    SECCOMP_RET_ALLOW,
+};
 
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 /// Offset of the low 32 bits of `seccomp_data.args[0]` (little-endian).
 const ARG0_LOW: u32 = 16;
-
-fn stmt(code: u32, k: u32) -> libc::sock_filter {
-    jump(code, k, 0, 0)
-}
-
-fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-    libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    }
-}
 
 /// Installs, on the calling thread, a filter answering EPERM to `clone` with CLONE_VFORK.
 fn refuse_vfork_clone() {
@@ -52,25 +41,7 @@ fn refuse_vfork_clone() {
         ),
         stmt(libc::BPF_RET | libc::BPF_K, SECCOMP_RET_ALLOW),
     ];
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_mut_ptr(),
-    };
-    // SAFETY: prctl with integer arguments, then with a pointer to a valid program
-    // that outlives the call (the kernel copies it).
-    unsafe {
-        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(
-                libc::PR_SET_SECCOMP,
-                libc::SECCOMP_MODE_FILTER,
-                &fprog as *const libc::sock_fprog
-            ),
-            0,
-            "seccomp: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    install_seccomp(&mut prog);
 }
 
 #[cfg(target_endian = "little")]

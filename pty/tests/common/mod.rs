@@ -156,3 +156,45 @@ impl Drop for Guard {
         }
     }
 }
+
+/// `SECCOMP_RET_ALLOW`: the syscall runs.
+pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+/// A BPF statement of a seccomp filter.
+pub fn bpf_stmt(code: u32, k: u32) -> libc::sock_filter {
+    bpf_jump(code, k, 0, 0)
+}
+
+/// A BPF conditional jump of a seccomp filter.
+pub fn bpf_jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// Installs `prog` as a seccomp filter on the calling thread (and its future children);
+/// panics with the OS error when the kernel refuses it.
+pub fn install_seccomp(prog: &mut [libc::sock_filter]) {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: prctl with integer arguments, then with a pointer to a valid program
+    // that outlives the call (the kernel copies it).
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &fprog as *const libc::sock_fprog
+            ),
+            0,
+            "seccomp: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
