@@ -28,10 +28,15 @@ type Socket = Async<TcpStream>;
 
 /// What ended one wait of the connection loop.
 enum Ready {
+    Socket(SocketReady),
+    Evicted,
+}
+
+/// What a connection's socket or deadline is ready for.
+pub(crate) enum SocketReady {
     Readable,
     Writable,
     Timer,
-    Evicted,
 }
 
 /// How the connection loop ended.
@@ -106,9 +111,11 @@ async fn drive(
             continue;
         }
         match wait(driver, stream, conn, &evicted).await {
-            Ready::Readable => read(driver, stream, conn),
-            Ready::Writable => _ = write(driver, stream, conn),
-            Ready::Timer => driver.inspect(|s| conn.handle_timeout(s.policy(), driver.now())),
+            Ready::Socket(SocketReady::Readable) => read(driver, stream, conn),
+            Ready::Socket(SocketReady::Writable) => _ = write(driver, stream, conn),
+            Ready::Socket(SocketReady::Timer) => {
+                driver.inspect(|s| conn.handle_timeout(s.policy(), driver.now()));
+            }
             Ready::Evicted => {
                 _ = stream.get_ref().shutdown(Shutdown::Both);
                 return End::Over;
@@ -119,27 +126,36 @@ async fn drive(
 
 /// Waits until the socket can do what the connection wants, its deadline, or eviction.
 async fn wait(driver: &Driver, stream: &Socket, conn: &Connection, evicted: &Wake) -> Ready {
-    let readable = when(
-        conn.wants_read().then(|| stream.readable()),
-        Ready::Readable,
-    );
-    let writable = when(
-        (!conn.outgoing().is_empty()).then(|| stream.writable()),
-        Ready::Writable,
-    );
-    let timer = when(
-        conn.poll_timeout().map(|at| driver.sleep_until(at)),
-        Ready::Timer,
-    );
+    let socket =
+        async { Ready::Socket(connection_ready(stream, conn, |at| driver.sleep_until(at)).await) };
     let eviction = when(
         Some(async { while evicted.wait().await {} }),
         Ready::Evicted,
     );
-    future::or(future::or(readable, writable), future::or(timer, eviction)).await
+    future::or(socket, eviction).await
+}
+
+/// Waits until the socket can do what `conn` wants (read, write) or its deadline passes
+/// (`sleep_until` sleeps until a core time). Shared with the LSP bridge.
+pub(crate) async fn connection_ready<F: Future<Output = ()>>(
+    stream: &Socket,
+    conn: &Connection,
+    sleep_until: impl FnOnce(Time) -> F,
+) -> SocketReady {
+    let readable = when(
+        conn.wants_read().then(|| stream.readable()),
+        SocketReady::Readable,
+    );
+    let writable = when(
+        (!conn.outgoing().is_empty()).then(|| stream.writable()),
+        SocketReady::Writable,
+    );
+    let timer = when(conn.poll_timeout().map(sleep_until), SocketReady::Timer);
+    future::or(readable, future::or(writable, timer)).await
 }
 
 /// `ready` once `future` is done; never when there is none.
-pub(crate) async fn when<T, R>(future: Option<impl Future<Output = T>>, ready: R) -> R {
+async fn when<T, R>(future: Option<impl Future<Output = T>>, ready: R) -> R {
     match future {
         Some(future) => _ = future.await,
         None => future::pending::<()>().await,

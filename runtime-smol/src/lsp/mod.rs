@@ -31,10 +31,10 @@ use axs_core::time::Time;
 use axs_host::lsp::{remove_port_file, LspStartUp};
 use axs_host::Clock;
 use axs_pty::PipedOptions;
-use futures_lite::{future, StreamExt};
+use futures_lite::StreamExt;
 use smol::{LocalExecutor, Task};
 
-use crate::conn::{read_into, when, write_from};
+use crate::conn::{connection_ready, read_into, write_from, SocketReady};
 use crate::wake::Wake;
 use crate::{accept_connections, watch_children, Reactor};
 use link::LinkIo;
@@ -232,13 +232,6 @@ fn run(bridge: Bridge, program: PipedOptions, reactor: Reactor) {
 
 type Socket = Async<TcpStream>;
 
-/// What ended one wait of the connection loop.
-enum Ready {
-    Readable,
-    Writable,
-    Timer,
-}
-
 /// Serves one accepted connection: answers its request; an upgraded socket goes to its
 /// link, a link whose `101` never got out learns that its client is gone.
 async fn serve(hub: Rc<Hub>, stream: Socket) {
@@ -276,22 +269,10 @@ async fn drive(
         if !conn.outgoing().is_empty() && write(hub, stream, conn) {
             continue;
         }
-        let readable = when(
-            conn.wants_read().then(|| stream.readable()),
-            Ready::Readable,
-        );
-        let writable = when(
-            (!conn.outgoing().is_empty()).then(|| stream.writable()),
-            Ready::Writable,
-        );
-        let timer = when(
-            conn.poll_timeout().map(|at| hub.sleep_until(at)),
-            Ready::Timer,
-        );
-        match future::or(readable, future::or(writable, timer)).await {
-            Ready::Readable => read(hub, stream, conn),
-            Ready::Writable => _ = write(hub, stream, conn),
-            Ready::Timer => {
+        match connection_ready(stream, conn, |at| hub.sleep_until(at)).await {
+            SocketReady::Readable => read(hub, stream, conn),
+            SocketReady::Writable => _ = write(hub, stream, conn),
+            SocketReady::Timer => {
                 conn.handle_timeout(hub.bridge.borrow().policy(), hub.now());
             }
         }
