@@ -140,12 +140,33 @@ struct ChildArgs<'a> {
     candidates: &'a [CString],
     /// NUL-terminated array of pointers into the plan's `argv`.
     argv: Vec<*const libc::c_char>,
+    /// Per candidate, the `argv` that runs it as a shell script (`/bin/sh PATH ARGS...`),
+    /// for a file `execve` refuses with ENOEXEC: built here, the child must not allocate.
+    script_argvs: Vec<Vec<*const libc::c_char>>,
     /// NUL-terminated array of pointers into the plan's `envp`.
     envp: Vec<*const libc::c_char>,
     cwd: Option<&'a CStr>,
     /// Descriptors for 0, 1 and 2, each above 2.
     stdio: [RawFd; 3],
     setup: ChildSetup,
+}
+
+/// The shell that runs an executable file without a `#!` line, as `execvp` does.
+const SCRIPT_SHELL: &CStr = c"/bin/sh";
+
+/// `/bin/sh CANDIDATE ARGS...` for each candidate, NUL-terminated (`argv[0]` is dropped,
+/// as glibc's `execvp` does for such a script).
+fn script_argvs(candidates: &[CString], argv: &[CString]) -> Vec<Vec<*const libc::c_char>> {
+    candidates
+        .iter()
+        .map(|path| {
+            [SCRIPT_SHELL.as_ptr(), path.as_ptr()]
+                .into_iter()
+                .chain(argv.iter().skip(1).map(|arg| arg.as_ptr()))
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        })
+        .collect()
 }
 
 fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
@@ -170,6 +191,7 @@ pub(crate) fn launch(
     let args = ChildArgs {
         candidates: &plan.candidates,
         argv: pointers(&plan.argv),
+        script_argvs: script_argvs(&plan.candidates, &plan.argv),
         envp: pointers(&plan.envp),
         cwd: plan.cwd.as_deref(),
         stdio: lifted.each_ref().map(AsRawFd::as_raw_fd),
@@ -433,18 +455,30 @@ fn child_main(args: &ChildArgs<'_>, before_exec: impl Fn()) -> libc::c_int {
 }
 
 /// `execve` of each candidate in turn, with `execvp`'s error rules: a denied one is
-/// remembered and the search goes on, a missing one is skipped, any other error ends
-/// the search. Returns the errno when no candidate could be run.
+/// remembered and the search goes on, a missing one is skipped, an executable file that
+/// is not a binary (ENOEXEC: a script without `#!`) is run by `/bin/sh`, any other error
+/// ends the search. Returns the errno when no candidate could be run.
 fn exec_candidates(args: &ChildArgs<'_>) -> libc::c_int {
     let mut denied = false;
     let mut last = libc::ENOENT;
-    for path in args.candidates {
+    for (path, script_argv) in args.candidates.iter().zip(&args.script_argvs) {
         // SAFETY: NUL-terminated path, and NUL-terminated arrays of pointers to
         // NUL-terminated strings, all owned by the parent's plan (alive, unchanged).
         unsafe { libc::execve(path.as_ptr(), args.argv.as_ptr(), args.envp.as_ptr()) };
-        let errno = io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
+        let mut errno = last_errno();
+        if errno == libc::ENOEXEC {
+            // SAFETY: as above; `script_argv` points into the same plan and at the
+            // static `SCRIPT_SHELL`, and is NUL-terminated.
+            unsafe {
+                libc::execve(
+                    SCRIPT_SHELL.as_ptr(),
+                    script_argv.as_ptr(),
+                    args.envp.as_ptr(),
+                )
+            };
+            // The shell could not run either: the file's own refusal is the answer.
+            errno = libc::ENOEXEC;
+        }
         match errno {
             libc::EACCES => denied = true,
             libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
@@ -457,6 +491,13 @@ fn exec_candidates(args: &ChildArgs<'_>) -> libc::c_int {
     } else {
         last
     }
+}
+
+/// The calling thread's errno (async-signal-safe: it only reads a thread-local).
+fn last_errno() -> libc::c_int {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]

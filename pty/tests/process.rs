@@ -169,3 +169,33 @@ fn master_reads_eio_after_child_exits() {
     assert!(out.closed && out.text.contains("bye"), "{:?}", out.text);
     assert_eq!(wait_exit(child.pid), ExitStatus::Code(0));
 }
+
+/// An executable file without `#!` is run by `/bin/sh`, as `execvp` does, by path and
+/// through `PATH`, with both spawn methods; its arguments follow the script's path.
+#[test]
+fn script_without_shebang_runs_in_sh() {
+    let dir = std::env::temp_dir().join(format!("axs-pty-noshebang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("greet");
+    std::fs::write(&script, "echo \"hi $1 from $0\"\necho DONE\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", dir.display());
+    for method in [SpawnMethod::Auto, SpawnMethod::Fork] {
+        for (program, env) in [
+            (script.as_os_str().to_owned(), vec![]),
+            ("greet".into(), vec![("PATH".into(), path.clone().into())]),
+        ] {
+            let mut opts = SpawnOptions::new(program);
+            opts.args = args(&["you"]);
+            opts.env = env;
+            opts.spawn_method = method;
+            let child = spawn(&opts).unwrap();
+            let mut out = Reader::new(&child.master);
+            let text = out.expect("DONE").to_string();
+            let expected = format!("hi you from {}", script.display());
+            assert!(text.contains(&expected), "{method:?}: {text:?}");
+            assert_eq!(wait_exit(child.pid), ExitStatus::Code(0));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
