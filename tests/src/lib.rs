@@ -80,6 +80,8 @@ macro_rules! __with_cases {
             connection_flood,
             fd_exhaustion_recovers,
             spawn_failure_recovers,
+            pty_eio_while_attached,
+            process_group_killed_outside,
             viewer_watches_and_cannot_act,
             view_token_alone_only_watches,
             attach_view_by_choice,

@@ -1,0 +1,229 @@
+//! Faults from outside the server: a terminal whose last holder closed it while the
+//! program lives on, a process group killed by someone else. Attached clients always get
+//! the exit message before the close, nothing waits forever, and nothing is left running.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process_group, Pid, Signal};
+
+use super::{sh_script, when_reading, OrFail, EVENT};
+use crate::procfs;
+use crate::server::{Server, TempDir};
+use crate::ws::Ws;
+
+/// How long the programs in these cases would run if nobody ended them: far beyond
+/// [`END_BOUND`], so a case can tell "the server ended it" from "it ended by itself".
+const PROGRAM_LIFE_SECS: u32 = 120;
+
+/// How long a session may take to end once its terminal is gone: the server's drain grace
+/// (1 s) and terminate grace (2 s, for a program that ignores SIGHUP) with room for a
+/// loaded machine, and far below [`PROGRAM_LIFE_SECS`].
+const END_BOUND: Duration = Duration::from_secs(15);
+
+/// How long the server keeps an exited session (`--retention`), so that "gone from
+/// `/terminals`" is seen within the case's time.
+const RETENTION_SECS: &str = "2";
+
+/// Two plain clients attached to `pid`, labelled `what 1` and `what 2`.
+fn two_clients(server: &Server, pid: u32, what: &str) -> [Ws; 2] {
+    [1, 2].map(|n| {
+        let mut ws = server.attach(pid);
+        ws.label = format!("{what} {n} (session {pid})");
+        ws
+    })
+}
+
+/// The entry for `pid` in `GET /terminals`, `None` when the session is not listed.
+fn listed(server: &Server, pid: u32) -> Option<serde_json::Value> {
+    let r = server.get("/terminals");
+    let Ok(serde_json::Value::Array(list)) = r.json() else {
+        panic!(
+            "GET /terminals: expected a JSON array, got {}\n{}",
+            r.describe(),
+            server.proc.context()
+        );
+    };
+    list.into_iter()
+        .find(|t| t["id"].as_u64() == Some(u64::from(pid)))
+}
+
+/// Waits (bounded) until `pid` has left `GET /terminals` once its clients are gone and the
+/// retention is over.
+fn assert_leaves_list(server: &Server, pid: u32, when: &str) {
+    let gone = procfs::poll(EVENT, || listed(server, pid).is_none());
+    assert!(
+        gone,
+        "{when}: session {pid} is still listed {EVENT:?} after its clients left \
+         (retention {RETENTION_SECS} s): {:?}\n{}",
+        listed(server, pid),
+        server.proc.context()
+    );
+}
+
+/// Asserts none of `pids` runs within [`END_BOUND`].
+fn assert_all_gone(server: &Server, pids: &[u32], when: &str) {
+    let left = procfs::wait_gone(pids, END_BOUND);
+    assert!(
+        left.is_empty(),
+        "{when}: these processes still run {END_BOUND:?} later: {}\n{}",
+        procfs::describe(&left),
+        server.proc.context()
+    );
+}
+
+/// Creates a session, checks that it echoes, and terminates it.
+fn new_session_works(server: &Server, when: &str) {
+    server.assert_alive(when);
+    let pid = server.create_terminal(80, 24);
+    let mut ws = server.attach(pid);
+    ws.label = format!("a new session {when}");
+    ws.send_text("echo fresh-$((40 + 2))\r").or_fail();
+    ws.wait_for("fresh-42\r\n", EVENT).or_fail();
+    server.terminate(pid);
+    ws.expect_exit(EVENT).or_fail();
+    assert_all_gone(server, &[pid], &format!("a new session {when}, terminated"));
+}
+
+/// A script that closes its terminal but keeps running, run by `exec sh SCRIPT` typed into
+/// the session's shell (`prelude` runs first: `trap '' HUP` makes it ignore the hang-up).
+fn terminal_closing_script(prelude: &str) -> String {
+    format!(
+        "{prelude}\necho CLOSING-TERMINAL\n\
+         exec sleep {PROGRAM_LIFE_SECS} 0<&- 1>&- 2>&-\n"
+    )
+}
+
+/// The program closes every descriptor on its terminal and keeps running (`exec sleep 120
+/// 0<&- 1>&- 2>&-`): the pty master's reads now fail with `EIO`, no output can ever come
+/// and no input can reach anybody, while the session's leader is alive.
+///
+/// What is correct (chosen from DESIGN.md and CLIENTS.md): the terminal is gone, so the
+/// session is over, as a terminal emulator or tmux closes a window whose pty hung up. The
+/// server waits its drain grace (the usual exit closes the terminal an instant before the
+/// exit is reaped, in either order), then ends the program as `terminate` does (SIGHUP to
+/// the group, SIGKILL after the grace), and every attached client gets the last output,
+/// then the exit message with the real status (`SIGHUP`, or `SIGKILL` for a program that
+/// ignores the hang-up), then the close. The session is reported exited, leaves
+/// `/terminals` after the retention, no process is left, and the server goes on.
+pub fn pty_eio_while_attached(bin: &Path) {
+    let dir = TempDir::new("pty-eio");
+    let hup = sh_script(&dir, "hup.sh", &terminal_closing_script(""));
+    let ignoring = sh_script(&dir, "nohup.sh", &terminal_closing_script("trap '' HUP"));
+    let server = Server::start(bin, &["--retention", RETENTION_SECS, "-c", "sh"], &[]);
+    for (cmd, signal) in [(hup, "SIGHUP"), (ignoring, "SIGKILL")] {
+        let pid = server.create_terminal(80, 24);
+        let mut clients = two_clients(&server, pid, "client");
+        let [first, _] = &mut clients;
+        when_reading(first, pid, &format!("exec {cmd}\r"));
+        let closed_at = wait_terminal_closed(&server, first, pid);
+        for ws in &mut clients {
+            let exit = ws.expect_exit(END_BOUND).or_fail();
+            assert!(
+                ws.got.contains(b"CLOSING-TERMINAL\r\n"),
+                "{}: the output written before the terminal closed must arrive\n{}",
+                ws.label,
+                ws.got.summary()
+            );
+            assert_eq!(
+                (exit.exit_code, exit.signal.as_deref()),
+                (None, Some(signal)),
+                "{}: the program was ended because its terminal was gone ({exit:?})",
+                ws.label
+            );
+            ws.assert_plain().or_fail();
+        }
+        let took = closed_at.elapsed();
+        assert!(
+            took < END_BOUND,
+            "the exit messages took {took:?} after the terminal closed (bound {END_BOUND:?})"
+        );
+        assert_all_gone(&server, &[pid], "once the session ended");
+        drop(clients);
+        assert_leaves_list(&server, pid, "a session whose terminal closed");
+    }
+    new_session_works(&server, "after the terminals closed");
+}
+
+/// Waits until session `pid`'s program runs `sleep` with no descriptor left (the terminal
+/// closed); returns when that was seen.
+fn wait_terminal_closed(server: &Server, ws: &mut Ws, pid: u32) -> Instant {
+    ws.wait_for("CLOSING-TERMINAL\r\n", EVENT).or_fail();
+    let closed = procfs::poll(EVENT, || {
+        procfs::comm(pid).as_deref() == Some("sleep")
+            && procfs::fds(pid).is_ok_and(|fds| fds.is_empty())
+    });
+    assert!(
+        closed,
+        "self-check: session {pid} did not become `sleep` with no descriptors: {} {:?}\n{}",
+        procfs::describe(&[pid]),
+        procfs::fd_targets(pid),
+        server.proc.context()
+    );
+    Instant::now()
+}
+
+/// A session's script with a background job in its group, run by `exec sh SCRIPT`.
+const GROUP_SCRIPT: &str = "sleep 1000 &\necho \"JOB $!\"\necho GROUP-READY\nread x\n";
+
+/// Someone outside the server kills the session's whole process group (`kill -KILL
+/// -PGID`): both attached clients get the exit message with `SIGKILL` and a close within a
+/// bound, every process of the group is gone, the session is listed exited and then
+/// leaves `/terminals`, `/status` answers, and a new session works.
+pub fn process_group_killed_outside(bin: &Path) {
+    let dir = TempDir::new("group-killed");
+    let cmd = sh_script(&dir, "group.sh", GROUP_SCRIPT);
+    let server = Server::start(bin, &["--retention", RETENTION_SECS, "-c", "sh"], &[]);
+    let pid = server.create_terminal(80, 24);
+    let mut clients = two_clients(&server, pid, "client");
+    let [first, _] = &mut clients;
+    when_reading(first, pid, &format!("exec {cmd}\r"));
+    first.wait_for("GROUP-READY\r\n", EVENT).or_fail();
+    let out = String::from_utf8_lossy(&first.got.binary).into_owned();
+    let job = out
+        .split("JOB ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("self-check: no `JOB <pid>` in {out:?}"));
+    assert_eq!(
+        procfs::pgid(job),
+        Some(pid),
+        "self-check: the job {job} is not in the session's group {pid}"
+    );
+
+    let Some(group) = Pid::from_raw(pid as i32) else {
+        panic!("self-check: {pid} is not a pid");
+    };
+    let killed_at = Instant::now();
+    if let Err(e) = kill_process_group(group, Signal::KILL) {
+        panic!("self-check: kill -KILL -{pid}: {e}");
+    }
+    for ws in &mut clients {
+        let exit = ws.expect_exit(END_BOUND).or_fail();
+        assert_eq!(
+            (exit.exit_code, exit.signal.as_deref()),
+            (None, Some("SIGKILL")),
+            "{}: the group was killed with SIGKILL ({exit:?})",
+            ws.label
+        );
+        ws.assert_plain().or_fail();
+    }
+    let took = killed_at.elapsed();
+    assert!(
+        took < END_BOUND,
+        "the exit messages took {took:?} after the kill (bound {END_BOUND:?})"
+    );
+    assert_all_gone(&server, &[pid, job], "after the group was killed");
+    let entry = listed(&server, pid);
+    assert!(
+        entry.as_ref().is_none_or(|t| t["exited"] == true
+            && t["signal"] == "SIGKILL"
+            && t["exit_code"].is_null()),
+        "GET /terminals after the kill: session {pid} must be listed exited by SIGKILL or \
+         be gone, got {entry:?}"
+    );
+    drop(clients);
+    assert_leaves_list(&server, pid, "a session whose group was killed");
+    new_session_works(&server, "after the group was killed");
+}
