@@ -1,5 +1,6 @@
 //! Faults from outside the server: a terminal whose last holder closed it while the
-//! program lives on, a process group killed by someone else. Attached clients always get
+//! program lives on, a process group killed by someone else, a client process stopped
+//! for longer than any timeout. Attached clients always get
 //! the exit message before the close, nothing waits forever, and nothing is left running.
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use super::{sh_script, when_reading, OrFail, EVENT};
 use crate::procfs;
 use crate::server::{Server, TempDir};
 use crate::ws::Ws;
+use crate::ws_process::ClientProcess;
 
 /// How long the programs in these cases would run if nobody ended them: far beyond
 /// [`END_BOUND`], so a case can tell "the server ended it" from "it ended by itself".
@@ -226,4 +228,189 @@ pub fn process_group_killed_outside(bin: &Path) {
     drop(clients);
     assert_leaves_list(&server, pid, "a session whose group was killed");
     new_session_works(&server, "after the group was killed");
+}
+
+/// The filler line of [`stopped_client_resumes`]' output.
+const FILLER: &str = "stopped-client-filler-line";
+
+/// Output the program writes while the clients are stopped: far more than a socket's
+/// buffers (a few MiB on loopback) and the 256 KiB scrollback hold.
+const STOPPED_OUTPUT: usize = 32 << 20;
+
+/// How long the clients stay stopped: longer than every server timeout that could close a
+/// connection (`REQUEST_TIMEOUT` 15 s, `WRITE_TIMEOUT` 10 s, `CLOSE_WAIT` 3 s in
+/// `core/src/limits.rs`) and 16 times the stall timeout, which the case sets to 1 s with
+/// `--stall-timeout 1` so that the field's "minutes" (the default is 30 s) become seconds.
+const STOPPED_FOR: Duration = Duration::from_secs(16);
+
+/// What a client that was skipped gets before its replay: CAN, then RIS (a fresh terminal).
+const SKIP_RESET: &[u8] = b"\x18\x1bc";
+
+/// Most bytes of terminal state the server may put between [`SKIP_RESET`] and the replay.
+const MAX_STATE_PREFIX: usize = 256;
+
+/// Two client processes, a plain one and one that opted in with `?since=0`, are stopped
+/// (`SIGSTOP`) while the program writes 32 MiB, and stay stopped 16 s (see
+/// [`STOPPED_FOR`]). Meanwhile a third client, reading, gets every byte and the program is
+/// not held up. After `SIGCONT` neither stopped client is closed; each gets what its
+/// socket held (exactly the stream's start), then `CAN RIS`, a short state prefix and the
+/// stream from a line start to the newest output; the opted-in one is told by exactly one
+/// `skipped` message whose `bytes` and `offset` match what it missed, the plain one gets
+/// no text frame. Then all three get the same exit.
+pub fn stopped_client_resumes(bin: &Path) {
+    let dir = TempDir::new("stopped-client");
+    let lines = STOPPED_OUTPUT / (FILLER.len() + 1) + 1000;
+    let script = format!(
+        "stty -echo\nread go\necho START\nyes '{FILLER}' | head -n {lines}\necho DONE\n\
+         read x\necho BYE\n"
+    );
+    let cmd = sh_script(&dir, "stopped.sh", &script);
+    let server = Server::start(bin, &["--stall-timeout", "1", "-c", &cmd], &[]);
+    let pid = server.create_terminal(80, 24);
+    let path = format!("/terminals/{pid}");
+    let opted_path = format!("{path}?{}", crate::control::since_query(0));
+    let plain = ClientProcess::attach(bin, server.port, &path, "stopped plain client");
+    let opted = ClientProcess::attach(bin, server.port, &opted_path, "stopped ?since client");
+    let mut reader = server.attach(pid);
+    reader.label = "reading client".into();
+    plain.stop();
+    opted.stop();
+    let stopped_at = Instant::now();
+
+    when_reading(&mut reader, pid, "\r");
+    reader
+        .wait_for("DONE\r\n", Duration::from_secs(90))
+        .map_err(|e| format!("stopped clients must not hold the program back: {e}"))
+        .or_fail();
+    let stream = reader.got.binary.clone();
+    assert!(
+        stream.len() >= STOPPED_OUTPUT,
+        "the reading client lost output: {} bytes, the program wrote more than {STOPPED_OUTPUT}",
+        stream.len()
+    );
+    std::thread::sleep(STOPPED_FOR.saturating_sub(stopped_at.elapsed()));
+    for client in [&plain, &opted] {
+        client.signal(Signal::CONT);
+    }
+
+    let plain_got = resumed_stream(&plain, &stream);
+    assert!(
+        plain_got.texts.is_empty(),
+        "{}: a plain client must get no text frame before the exit\n{}",
+        plain.label,
+        plain_got.summary()
+    );
+    let opted_got = resumed_stream(&opted, &stream);
+    check_skipped_message(&opted, &opted_got, &stream);
+
+    when_reading(&mut reader, pid, "\r");
+    let exit = reader.expect_exit(EVENT).or_fail();
+    for client in [&plain, &opted] {
+        let got = client
+            .wait(EVENT, "the exit and the close", |r| r.got.close.is_some())
+            .or_fail()
+            .got;
+        let exits = got.exits();
+        assert!(
+            matches!(exits.as_slice(), [(_, Ok(e))] if *e == exit) && got.contains(b"BYE\r\n"),
+            "{}: expected BYE and the exit {exit:?} before the close\n{}",
+            client.label,
+            got.summary()
+        );
+    }
+}
+
+/// Waits until a resumed client reached `DONE`, checks it was not closed and that its bytes
+/// are the stream's start, `CAN RIS`, a short state prefix, then the stream from a line
+/// start; returns what it received.
+fn resumed_stream(client: &ClientProcess, stream: &[u8]) -> crate::ws::Received {
+    let got = client
+        .wait(EVENT, "the newest output (DONE) after SIGCONT", |r| {
+            crate::text::find(&r.got.binary, b"DONE\r\n").is_some() || r.got.close.is_some()
+        })
+        .or_fail()
+        .got;
+    let summary = || format!("{}\n{}", client.label, got.summary());
+    assert!(
+        got.close.is_none() && got.ended.is_none(),
+        "a stopped client must not be closed: {}",
+        summary()
+    );
+    let Some(reset) = crate::text::find(&got.binary, SKIP_RESET) else {
+        panic!(
+            "no CAN RIS: the client was not skipped although the program wrote \
+             {STOPPED_OUTPUT} bytes while it was stopped: {}",
+            summary()
+        );
+    };
+    assert!(
+        stream.get(..reset) == Some(&got.binary[..reset]),
+        "before the skip the client must get exactly the stream's start: {}",
+        summary()
+    );
+    let after = &got.binary[reset + SKIP_RESET.len()..];
+    let cut = (0..=MAX_STATE_PREFIX.min(after.len())).find_map(|prefix| {
+        let resumed = &after[prefix..];
+        let at = stream.len().checked_sub(resumed.len())?;
+        (stream[at..] == *resumed).then_some(at)
+    });
+    let Some(cut) = cut else {
+        panic!(
+            "after CAN RIS and at most {MAX_STATE_PREFIX} bytes of state the client must get \
+             the stream up to its newest output: {}",
+            summary()
+        );
+    };
+    assert!(
+        cut > reset && stream[cut - 1] == b'\n',
+        "the stream must resume at a line start past what the client had ({reset} bytes), \
+         not at {cut}: {}",
+        summary()
+    );
+    got
+}
+
+/// The opted-in client's text frames: `attached` first, then exactly one `skipped` that
+/// arrived where its bytes jump, whose `offset` is where the stream resumed and whose
+/// `bytes` is the gap; at most `live` besides.
+fn check_skipped_message(client: &ClientProcess, got: &crate::ws::Received, stream: &[u8]) {
+    let parsed: Vec<(usize, serde_json::Value)> = got
+        .texts
+        .iter()
+        .map(|(at, t)| (*at, serde_json::from_str(t).unwrap_or_default()))
+        .collect();
+    let kinds: Vec<&str> = parsed
+        .iter()
+        .map(|(_, v)| v["type"].as_str().unwrap_or("?"))
+        .collect();
+    let skipped: Vec<&(usize, serde_json::Value)> = parsed
+        .iter()
+        .filter(|(_, v)| v["type"] == "skipped")
+        .collect();
+    let ok_kinds = kinds.first() == Some(&"attached")
+        && kinds
+            .iter()
+            .all(|k| ["attached", "live", "skipped"].contains(k))
+        && skipped.len() == 1;
+    assert!(
+        ok_kinds,
+        "{}: expected `attached`, one `skipped` and nothing but `live` besides, got {kinds:?}\n{}",
+        client.label,
+        got.summary()
+    );
+    let (at, message) = skipped[0];
+    let reset = crate::text::find(&got.binary, SKIP_RESET);
+    let offset = message["data"]["offset"].as_u64().unwrap_or(0) as usize;
+    let bytes = message["data"]["bytes"].as_u64().unwrap_or(0) as usize;
+    let resumes_there = offset > 0
+        && stream.get(offset - 1) == Some(&b'\n')
+        && got.binary.ends_with(&stream[offset.min(stream.len())..]);
+    assert!(
+        reset == Some(*at) && offset.checked_sub(bytes) == Some(*at) && resumes_there,
+        "{}: `skipped` {message} arrived after {at} bytes; it must arrive where CAN RIS \
+         ({reset:?}) starts, with offset - bytes = {at}, and the stream must resume at that \
+         offset, a line start\n{}",
+        client.label,
+        got.summary()
+    );
 }
