@@ -84,6 +84,7 @@ macro_rules! __with_cases {
             pty_eio_while_attached,
             process_group_killed_outside,
             stopped_client_resumes,
+            clock_jump_keeps_timeouts,
             viewer_watches_and_cannot_act,
             view_token_alone_only_watches,
             attach_view_by_choice,

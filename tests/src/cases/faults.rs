@@ -1,9 +1,9 @@
 //! Faults from outside the server: a terminal whose last holder closed it while the
 //! program lives on, a process group killed by someone else, a client process stopped
-//! for longer than any timeout. Attached clients always get
+//! for longer than any timeout, the wall clock jumping. Attached clients always get
 //! the exit message before the close, nothing waits forever, and nothing is left running.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -413,4 +413,151 @@ fn check_skipped_message(client: &ClientProcess, got: &crate::ws::Received, stre
         client.label,
         got.summary()
     );
+}
+
+/// Where Debian's `libfaketime` puts its multi-threaded library, per architecture
+/// (`/usr/lib/<triplet>/faketime/`); `$AXS_LIBFAKETIME` names it elsewhere.
+fn libfaketime() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("AXS_LIBFAKETIME") {
+        return Some(PathBuf::from(path));
+    }
+    let lib = Path::new("faketime").join("libfaketimeMT.so.1");
+    let mut dirs = vec![PathBuf::from("/usr/lib")];
+    if let Ok(entries) = std::fs::read_dir("/usr/lib") {
+        dirs.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    dirs.into_iter().map(|d| d.join(&lib)).find(|p| p.exists())
+}
+
+/// The server's wall-clock offset, as libfaketime reads it from its timestamp file.
+fn set_wall_clock(file: &Path, offset: &str) {
+    std::fs::write(file, format!("{offset}\n"))
+        .unwrap_or_else(|e| panic!("self-check: write {}: {e}", file.display()));
+}
+
+/// The year of the first log line's timestamp (`YYYY-MM-DDTHH:MM:SSZ ...`).
+fn first_log_year(server: &Server) -> Option<u64> {
+    server.proc.stderr().get(..4)?.parse().ok()
+}
+
+/// The current year, near enough (for telling a ten-year offset).
+fn this_year() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    1970 + since_epoch / 31_556_952
+}
+
+/// The server's `TERMINATE_GRACE` (core/src/limits.rs): SIGHUP, then SIGKILL this later.
+const TERMINATE_GRACE: Duration = Duration::from_secs(2);
+/// The server's `REQUEST_TIMEOUT` (core/src/limits.rs): an unfinished request gets 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How late a timeout may fire on a loaded machine.
+const LATE: Duration = Duration::from_secs(8);
+/// How early a timeout may seem to fire (the case's clock starts before the server's).
+const EARLY: Duration = Duration::from_millis(300);
+
+/// The wall clock jumps while deadlines run, and they still fire at the right monotonic
+/// time. The server runs under libfaketime (`LD_PRELOAD`, `FAKETIME_DONT_FAKE_MONOTONIC=1`,
+/// the offset re-read from a file on every call): ten years ahead at start (seen in its log
+/// timestamps), ten more just after an unfinished request began (a wall-clock deadline
+/// would fire at once), then twenty years back just after a terminate (a wall-clock
+/// deadline would never fire). The program, ignoring SIGHUP, is killed `TERMINATE_GRACE`
+/// (2 s) after the terminate, and the request gets its 408 `REQUEST_TIMEOUT` (15 s) after
+/// it began, each within [`EARLY`] and [`LATE`].
+///
+/// Needs Debian's `faketime` package (`.ci/run` installs it): without it the case says so
+/// and passes, except under `CI=true`, where it fails.
+pub fn clock_jump_keeps_timeouts(bin: &Path) {
+    let Some(lib) = libfaketime() else {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !ci,
+            "libfaketime is missing (apt-get install faketime, as .ci/run does); \
+             set AXS_LIBFAKETIME to its libfaketimeMT.so.1"
+        );
+        eprintln!("clock_jump_keeps_timeouts: SKIPPED, no libfaketime (apt-get install faketime)");
+        return;
+    };
+    let dir = TempDir::new("clock-jump");
+    let clock = dir.path().join("faketime.rc");
+    set_wall_clock(&clock, "+3650d");
+    let script = "trap '' HUP\nstty -echo\nread go\necho HUP-IGNORED\nexec sleep 1000\n";
+    let cmd = sh_script(&dir, "nohup.sh", script);
+    let (lib, clock_file) = (lib.display().to_string(), clock.display().to_string());
+    let env = [
+        ("LD_PRELOAD", lib.as_str()),
+        ("FAKETIME_TIMESTAMP_FILE", clock_file.as_str()),
+        ("FAKETIME_NO_CACHE", "1"),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ("RUST_LOG", "info"),
+    ];
+    let server = Server::start(bin, &["-c", &cmd], &env);
+    let year = first_log_year(&server);
+    assert!(
+        year.is_some_and(|y| y >= this_year() + 9),
+        "self-check: the server's wall clock is not ten years ahead (log year {year:?}): \
+         libfaketime {lib} did not take\n{}",
+        server.proc.context()
+    );
+    let pid = server.create_terminal(80, 24);
+    let mut ws = server.attach(pid);
+    when_reading(&mut ws, pid, "\r");
+    ws.wait_for("HUP-IGNORED\r\n", EVENT).or_fail();
+    let slept = procfs::poll(EVENT, || procfs::comm(pid).as_deref() == Some("sleep"));
+    assert!(slept, "self-check: the program did not become `sleep`");
+
+    let request = unfinished_request(server.port);
+    set_wall_clock(&clock, "+7300d");
+    let terminated_at = Instant::now();
+    server.terminate(pid);
+    std::thread::sleep(EARLY);
+    set_wall_clock(&clock, "-3650d");
+    let exit = ws.expect_exit(TERMINATE_GRACE + LATE).or_fail();
+    let took = terminated_at.elapsed();
+    assert_eq!(
+        exit.signal.as_deref(),
+        Some("SIGKILL"),
+        "the program ignores SIGHUP: it must be killed at the grace ({exit:?})"
+    );
+    assert!(
+        took + EARLY >= TERMINATE_GRACE && took <= TERMINATE_GRACE + LATE,
+        "killed {took:?} after the terminate, with the wall clock jumping; the grace is \
+         {TERMINATE_GRACE:?} of monotonic time"
+    );
+    let (answer, took) = match request.join() {
+        Ok(answered) => answered,
+        Err(_) => panic!("the unfinished request's reader panicked"),
+    };
+    assert!(
+        answer.starts_with("HTTP/1.1 408")
+            && took + EARLY >= REQUEST_TIMEOUT
+            && took <= REQUEST_TIMEOUT + LATE,
+        "an unfinished request must get 408 {REQUEST_TIMEOUT:?} after it began although \
+         the wall clock jumped; got {answer:?} after {took:?}\n{}",
+        server.proc.context()
+    );
+}
+
+/// Opens a connection, sends half a request head, and reads the answer on a thread:
+/// the answer's text and how long after the connection it came.
+fn unfinished_request(port: u16) -> std::thread::JoinHandle<(String, Duration)> {
+    use std::io::{Read, Write};
+    let began = Instant::now();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("self-check: connect: {e}"));
+    let sent = stream.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    let timeout = stream.set_read_timeout(Some(REQUEST_TIMEOUT + LATE + LATE));
+    assert!(
+        sent.is_ok() && timeout.is_ok(),
+        "self-check: {sent:?} {timeout:?}"
+    );
+    std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            began.elapsed(),
+        )
+    })
 }
