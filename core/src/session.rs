@@ -5,6 +5,7 @@
 //! ```text
 //! (Spawning: a registry reservation) --spawned--> Running --child exited--> Draining
 //!     --pty EOF or grace timer--> Exited --retention timer, no client left--> gone
+//! Running --pty EOF, then the drain grace with no exit--> terminated (hang-up, kill)
 //! ```
 //!
 //! Draining exists because a program's last output can still sit in the pty after its exit
@@ -188,6 +189,8 @@ pub struct Session {
     tail_state: TermState,
     phase: Phase,
     eof: bool,
+    /// When a program that closed its terminal but runs on is ended (see [`Session::pty_eof`]).
+    end_orphan_at: Option<Time>,
     paused: bool,
     terminated: bool,
     removed: bool,
@@ -212,6 +215,7 @@ impl Session {
             tail_state: TermState::new(),
             phase: Phase::Running,
             eof: false,
+            end_orphan_at: None,
             paused: false,
             terminated: false,
             removed: false,
@@ -520,12 +524,22 @@ impl Session {
         self.update_flow(now);
     }
 
-    /// The pty reached end of file: no more output will come.
+    /// The pty reached end of file (the master read `EIO`): no more output will come.
+    ///
+    /// If the program still runs, nothing holds its terminal any more: no output can come
+    /// and no input can reach anyone, so the session is over, as a terminal emulator closes
+    /// a window whose pty hung up. An ordinary exit closes the terminal just before it is
+    /// reaped, so the program gets the drain grace to be reaped first; after that it is
+    /// ended as by a terminate (its clients then get the exit with the real status).
     pub fn pty_eof(&mut self, now: Time) {
         self.eof = true;
-        if let Phase::Draining { status, .. } = &self.phase {
-            let status = status.clone();
-            self.enter_exited(status, now);
+        match &self.phase {
+            Phase::Draining { status, .. } => {
+                let status = status.clone();
+                self.enter_exited(status, now);
+            }
+            Phase::Running => self.end_orphan_at = Some(now.after(self.config.drain_grace)),
+            Phase::Exited { .. } => {}
         }
     }
 
@@ -709,8 +723,10 @@ impl Session {
             .unwrap_or(0)
     }
 
-    /// Timers fired: drain grace, stall timeouts, retention.
+    /// Timers fired: drain grace, the end of a program without a terminal, stall timeouts,
+    /// retention.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.end_orphan_if_due(now);
         if let Phase::Draining { status, deadline } = &self.phase {
             // While reads are paused the program's last output may still sit in the pty:
             // the grace only runs while the pty is being read (see `update_flow`).
@@ -723,10 +739,21 @@ impl Session {
         self.remove_if_done(now);
     }
 
+    /// Ends a running program whose terminal closed a drain grace ago (see [`Session::pty_eof`]).
+    fn end_orphan_if_due(&mut self, now: Time) {
+        let due = self.end_orphan_at.is_some_and(|at| at <= now);
+        if due && self.phase == Phase::Running {
+            self.end_orphan_at = None;
+            if !self.terminated {
+                self.actions.push_back(Action::Terminate);
+            }
+        }
+    }
+
     /// When [`Session::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
         let phase_deadline = match &self.phase {
-            Phase::Running => None,
+            Phase::Running => self.end_orphan_at,
             Phase::Draining { deadline, .. } => (!self.paused).then_some(*deadline),
             Phase::Exited { until, .. } => {
                 (self.clients.is_empty() && !self.removed).then_some(*until)

@@ -324,6 +324,57 @@ fn a_session_still_running_at_the_grace_is_killed_as_a_live_group() {
     assert_eq!(drain(&mut s), vec![signal(400, SignalKind::Kill, false)]);
 }
 
+/// The drain grace of the default session configuration.
+fn drain_grace() -> Duration {
+    axs_core::session::SessionConfig::default().drain_grace
+}
+
+#[test]
+fn a_program_that_closed_its_terminal_is_hung_up_after_the_drain_grace() {
+    let mut s = server();
+    create(&mut s, 400, ms(0));
+    drain(&mut s);
+    // The master read EIO: nothing holds the terminal, but the program was not reaped.
+    s.pty_eof(400, ms(100));
+    let due = ms(100).after(drain_grace());
+    assert_eq!(
+        s.poll_timeout(),
+        Some(due),
+        "a timer for the end of the program"
+    );
+    s.handle_timeout(ms(due.as_millis() - 1));
+    assert!(
+        signals(&drain(&mut s)).is_empty(),
+        "no hangup before the grace"
+    );
+    s.handle_timeout(due);
+    assert_eq!(drain(&mut s), vec![signal(400, SignalKind::Hangup, false)]);
+    // A program ignoring the hangup is killed at the terminate grace, like any terminate.
+    let grace_end = due.after(TERMINATE_GRACE);
+    s.handle_timeout(grace_end);
+    assert_eq!(drain(&mut s), vec![signal(400, SignalKind::Kill, false)]);
+    exited(&mut s, 400, grace_end);
+    assert!(s.session(400).is_some_and(|session| session.is_exited()));
+    s.handle_timeout(grace_end.after(Duration::from_secs(3600)));
+    assert!(signals(&drain(&mut s)).is_empty(), "ended once");
+}
+
+#[test]
+fn an_exit_reaped_within_the_drain_grace_of_eof_is_an_ordinary_exit() {
+    let mut s = server();
+    create(&mut s, 400, ms(0));
+    drain(&mut s);
+    // The usual order of an exit as often as the other: the terminal closes, then the reap.
+    s.pty_eof(400, ms(100));
+    exited(&mut s, 400, ms(120));
+    s.handle_timeout(ms(100).after(drain_grace()));
+    s.handle_timeout(ms(100).after(drain_grace()).after(TERMINATE_GRACE));
+    assert!(
+        signals(&drain(&mut s)).is_empty(),
+        "an exited program is neither hung up nor killed"
+    );
+}
+
 #[test]
 fn no_kill_reaches_a_newer_spawn_that_reuses_the_pid() {
     let mut s = server();

@@ -23,6 +23,7 @@ pub mod relay;
 pub mod server;
 pub mod text;
 pub mod ws;
+pub mod ws_process;
 
 /// Calls `$crate::$callback!{ ($($args)*) case, case, ... }` with the name of every case.
 #[doc(hidden)]
@@ -80,6 +81,10 @@ macro_rules! __with_cases {
             connection_flood,
             fd_exhaustion_recovers,
             spawn_failure_recovers,
+            pty_eio_while_attached,
+            process_group_killed_outside,
+            stopped_client_resumes,
+            clock_jump_keeps_timeouts,
             viewer_watches_and_cannot_act,
             view_token_alone_only_watches,
             attach_view_by_choice,

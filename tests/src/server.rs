@@ -508,3 +508,29 @@ fn shell_quote(args: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A helper binary of this crate (`fake-lsp`, `ws-client`): `$env_var` when set, else
+/// `name` beside the server binary `bin` (the same target directory), built with cargo
+/// the first time it is missing.
+pub fn suite_binary(bin: &Path, name: &str, env_var: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        return PathBuf::from(path);
+    }
+    let sibling = bin.with_file_name(name);
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _once = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    if !sibling.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "axs-conformance", "--bin", name]);
+        if bin.components().any(|c| c.as_os_str() == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().map_err(|e| e.to_string());
+        assert!(
+            matches!(status, Ok(s) if s.success()) && sibling.exists(),
+            "cannot build {name} ({status:?}); set {env_var} to its path"
+        );
+    }
+    sibling
+}

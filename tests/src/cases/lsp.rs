@@ -3,8 +3,6 @@
 //! `/status`), the WebSocket ↔ stdio bridging and the process clean-up.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
@@ -18,26 +16,7 @@ use crate::ws::{Open, Ws};
 /// The fake server's binary: `$AXS_FAKE_LSP`, else `fake-lsp` beside the server binary
 /// (the same target directory), built with cargo the first time it is missing.
 pub fn fake_lsp(bin: &Path) -> PathBuf {
-    if let Some(path) = std::env::var_os("AXS_FAKE_LSP") {
-        return PathBuf::from(path);
-    }
-    let sibling = bin.with_file_name("fake-lsp");
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _once = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !sibling.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "axs-conformance", "--bin", "fake-lsp"]);
-        if bin.components().any(|c| c.as_os_str() == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().map_err(|e| e.to_string());
-        assert!(
-            matches!(status, Ok(s) if s.success()) && sibling.exists(),
-            "cannot build fake-lsp ({status:?}); set AXS_FAKE_LSP to its path"
-        );
-    }
-    sibling
+    crate::server::suite_binary(bin, "fake-lsp", "AXS_FAKE_LSP")
 }
 
 /// A running bridge with its own HOME.

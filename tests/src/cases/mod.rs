@@ -2,6 +2,7 @@
 
 mod editor;
 mod exit;
+mod faults;
 mod fds;
 mod flood;
 mod flow;
@@ -17,6 +18,7 @@ mod web;
 
 pub use editor::*;
 pub use exit::*;
+pub use faults::*;
 pub use fds::*;
 pub use flood::*;
 pub use flow::*;
