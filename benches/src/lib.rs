@@ -132,6 +132,21 @@ pub mod stats {
         })
     }
 
+    /// The windows of ten samples a curve over `count` samples is reported at: those ending
+    /// at 10, 100, 500, 1000, 2000, 5000, 10000 that fit, then the last ten if not among them.
+    pub fn curve_windows(count: usize) -> Vec<std::ops::Range<usize>> {
+        const ENDS: [usize; 7] = [10, 100, 500, 1000, 2000, 5000, 10000];
+        let mut windows: Vec<_> = ENDS
+            .iter()
+            .filter(|&&end| end <= count)
+            .map(|&end| end - 10..end)
+            .collect();
+        if count > 0 && windows.last().is_none_or(|w| w.end != count) {
+            windows.push(count.saturating_sub(10)..count);
+        }
+        windows
+    }
+
     /// Durations as microseconds, sorted ascending.
     pub fn sorted_micros(samples: &[Duration]) -> Vec<f64> {
         let mut v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
@@ -142,7 +157,7 @@ pub mod stats {
 
 #[cfg(test)]
 mod tests {
-    use super::stats::{median, percentile};
+    use super::stats::{curve_windows, median, percentile};
     use super::text::{colourful, plain};
 
     #[test]
@@ -166,5 +181,17 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn curve_windows_are_tens_at_round_counts_and_the_end() {
+        assert_eq!(curve_windows(100), vec![0..10, 90..100]);
+        assert_eq!(
+            curve_windows(1000),
+            vec![0..10, 90..100, 490..500, 990..1000]
+        );
+        assert_eq!(curve_windows(250), vec![0..10, 90..100, 240..250]);
+        assert_eq!(curve_windows(5), vec![0..5]);
+        assert!(curve_windows(0).is_empty());
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::link::{create_session, recv_until, Link, PtyLink, WsLink};
 use crate::proc::{children_cpu_time, cpu_time, Footprint, Server};
-use crate::stats::{percentile, sorted_micros};
+use crate::stats::{curve_windows, percentile, sorted_micros};
 
 /// Raw mode, no echo: every byte sent comes back once, from `cat`.
 pub const ECHO_SCRIPT: &str = "stty raw -echo; printf R; exec cat";
@@ -431,14 +431,13 @@ pub fn server_attach(bin: &Path, file: &Path, attaches: usize) -> Result<(f64, u
 }
 
 /// Session cost: create + attach + first byte, for `count` sessions kept open.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionCost {
     /// Median over all sessions, ms.
     pub median: f64,
-    /// Median of the first ten, ms.
-    pub first10: f64,
-    /// Median of the last ten, ms.
-    pub last10: f64,
+    /// The curve: sessions `first..=last` (1-based) and their median, ms, one entry per
+    /// window of [`curve_windows`].
+    pub curve: Vec<(usize, usize, f64)>,
 }
 
 /// Creates `count` sessions one after the other, each attached until the end.
@@ -458,11 +457,13 @@ pub fn server_sessions(bin: &Path, count: usize) -> Result<SessionCost, String> 
         let sorted = sorted_micros(d);
         percentile(&sorted, 50.0).unwrap_or(f64::NAN) / 1000.0
     };
-    let tail = times.len().saturating_sub(10);
+    let curve = curve_windows(times.len())
+        .into_iter()
+        .map(|w| (w.start + 1, w.end, ms(&times[w])))
+        .collect();
     let cost = SessionCost {
         median: ms(&times),
-        first10: ms(&times[..times.len().min(10)]),
-        last10: ms(&times[tail..]),
+        curve,
     };
     for ws in links {
         ws.drop_connection();

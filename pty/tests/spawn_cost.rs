@@ -97,3 +97,56 @@ fn spawn_cost() {
         thread.join().unwrap();
     }
 }
+
+/// One timed spawn of `true`, from `spawn()` until the child is reaped: the time the
+/// kernel spends on the child's copy of the descriptor table and its close-on-exec pass
+/// is included whether it runs before or after `spawn()` returns.
+fn one_spawn_reaped() -> Duration {
+    let opts = SpawnOptions::new("true");
+    let start = Instant::now();
+    let child = spawn(&opts).unwrap();
+    assert_eq!(wait_blocking(child.pid).unwrap(), ExitStatus::Code(0));
+    let took = start.elapsed();
+    drop(child.master);
+    took
+}
+
+/// Descriptor counts compared by [`spawn_cost_by_descriptors`]: an idle session holds
+/// about two in the server (pty master, socket), so 4000 is a server with 2000 sessions.
+const EXTRA_DESCRIPTORS: [usize; 4] = [0, 1000, 2000, 4000];
+
+#[test]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+fn spawn_cost_by_descriptors() {
+    let n: usize = std::env::var("AXS_SPAWN_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut returned = vec![Vec::new(); EXTRA_DESCRIPTORS.len()];
+    let mut reaped = vec![Vec::new(); EXTRA_DESCRIPTORS.len()];
+    for _ in 0..10 {
+        one_spawn(SpawnMethod::Auto);
+    }
+    // Rounds of ten spawns per descriptor count, the counts alternating, so drift in the
+    // machine's load hits every count alike.
+    for _ in 0..n.div_ceil(10) {
+        for (i, extra) in EXTRA_DESCRIPTORS.into_iter().enumerate() {
+            let open: Vec<_> = (0..extra).map(|_| null.try_clone().unwrap()).collect();
+            for _ in 0..10 {
+                returned[i].push(one_spawn(SpawnMethod::Auto));
+                reaped[i].push(one_spawn_reaped());
+            }
+            drop(open);
+        }
+    }
+    println!("| extra open descriptors in the parent | spawn() p50 | spawn() to reaped p50 |");
+    println!("|---|---|---|");
+    for (i, extra) in EXTRA_DESCRIPTORS.into_iter().enumerate() {
+        println!(
+            "| {extra} | {:.0} µs | {:.0} µs |",
+            micros(median(std::mem::take(&mut returned[i]))),
+            micros(median(std::mem::take(&mut reaped[i])))
+        );
+    }
+}

@@ -33,7 +33,7 @@ pub fn run(
                 state.job_started(job, &gate);
                 state.server().job_spawned(job, pid, now);
                 // The shell may have ended before it was registered: its SIGCHLD found nothing.
-                state.reap(now);
+                state.reap_pid(pid, now);
             });
             read_output(shared, job, &File::from(spawned.master), &gate);
         }

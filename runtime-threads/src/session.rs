@@ -46,7 +46,7 @@ pub fn create(shared: &Arc<Shared>, program: &SpawnOptions, reservation: Reserva
         let reused = state.add_session(id, SessionIo::new(&master, &gate, &input));
         let response = state.server().spawned(reservation, id, now);
         // The program may have ended before it was registered: its SIGCHLD found nothing.
-        state.reap(now);
+        state.reap_pid(id, now);
         (response, reused)
     });
     // A reused pid's old master is closed outside the lock.

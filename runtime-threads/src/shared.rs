@@ -211,16 +211,23 @@ impl State {
     pub fn reap(&mut self, now: Time) {
         let unreaped: Vec<u32> = self.server.unreaped().collect();
         for pid in unreaped {
-            match axs_pty::try_wait(pid) {
-                Ok(None) => {}
-                Ok(Some(status)) => {
-                    log::debug!("process {pid}: {status}");
-                    let status = axs_host::exit_status(status);
-                    self.server.child_exited(pid, status, now);
-                }
-                // Only we reap our children: cannot happen.
-                Err(e) => log::warn!("process {pid}: wait: {e}"),
+            self.reap_pid(pid, now);
+        }
+    }
+
+    /// Reaps `pid` if it has ended and tells the core how it ended. After a spawn this,
+    /// not [`State::reap`], covers an exit that came before the registration: one
+    /// `waitpid` instead of one per live child, under the lock every thread shares.
+    pub fn reap_pid(&mut self, pid: u32, now: Time) {
+        match axs_pty::try_wait(pid) {
+            Ok(None) => {}
+            Ok(Some(status)) => {
+                log::debug!("process {pid}: {status}");
+                let status = axs_host::exit_status(status);
+                self.server.child_exited(pid, status, now);
             }
+            // Only we reap our children: cannot happen.
+            Err(e) => log::warn!("process {pid}: wait: {e}"),
         }
     }
 

@@ -3,7 +3,7 @@
 //! the medians. `benches/run` builds the binaries and calls it; see BENCHMARKS.md.
 //!
 //! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] [--only PHASES]
-//! [--think-ms N] [--typing-rounds N] NAME=PATH...`
+//! [--think-ms N] [--typing-rounds N] [--sessions N] NAME=PATH...`
 //! where PHASES is a comma-separated subset of
 //! `echo,typing,bulk,attach,sessions,startup,flood` (for profiling one phase; `--reps 0`
 //! skips them all). `flood` (typing while another session floods, about 20 s per target
@@ -25,8 +25,6 @@ const PTY: &str = "pty";
 const ECHO_ROUNDS: usize = 2000;
 /// Attaches per attach-latency run.
 const ATTACHES: usize = 20;
-/// Sessions per session-cost run.
-const SESSIONS: usize = 100;
 /// Starts per start-up run.
 const STARTS: usize = 20;
 /// The typing phases' column for the bare pty read with blocking `read`s.
@@ -44,6 +42,8 @@ struct Options {
     think: Duration,
     /// Measured keystrokes per typing run.
     typing_rounds: usize,
+    /// Sessions created (and kept attached) per session-cost run: the create curve.
+    sessions: usize,
     servers: Vec<(String, PathBuf)>,
 }
 
@@ -55,6 +55,7 @@ fn parse_args() -> Result<Options, String> {
         only: None,
         think: Duration::from_millis(50),
         typing_rounds: 200,
+        sessions: 100,
         servers: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -72,6 +73,7 @@ fn parse_args() -> Result<Options, String> {
             "--typing-rounds" => {
                 options.typing_rounds = number(&value("--typing-rounds")?)?.max(1);
             }
+            "--sessions" => options.sessions = number(&value("--sessions")?)?.max(1),
             "--bulk-mib" => options.bulk_mib = number(&value("--bulk-mib")?)?.max(1),
             "--scale" => {
                 let v = value("--scale")?;
@@ -428,15 +430,17 @@ fn measure_server(
         attach_phase(rep, name, bin, attach_file, results);
     }
     if options.runs("sessions") {
-        match scenario::server_sessions(bin, SESSIONS) {
+        match scenario::server_sessions(bin, options.sessions) {
             Ok(cost) => {
-                results.record(
-                    "create + attach + first byte, median of 100 (ms)",
-                    name,
-                    cost.median,
-                );
-                results.record("… sessions 1–10 (ms)", name, cost.first10);
-                results.record("… sessions 91–100 (ms)", name, cost.last10);
+                let count = options.sessions;
+                let metric = format!("create + attach + first byte, median of {count} (ms)");
+                results.record(&metric, name, cost.median);
+                // Flat means every window close to the first: the ratio column is to it.
+                let first = cost.curve.first().map_or(f64::NAN, |w| w.2);
+                for (from, to, ms) in cost.curve {
+                    let metric = format!("… sessions {from}–{to} (ms; ÷ sessions 1–10)");
+                    results.record_vs_own(&metric, name, ms, first);
+                }
             }
             Err(e) => results.problem(rep, name, "sessions", e),
         }
