@@ -238,3 +238,69 @@ async fn write_input(io: Rc<SessionIo>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use axs_pty::{SlaveOpen, WinSize};
+    use futures_lite::future;
+
+    use super::*;
+
+    /// A session's pty side on a fresh pty, and the slave end (in raw mode without echo,
+    /// so bytes pass unchanged) for the test to read as the program would.
+    fn session_and_slave() -> (SessionIo, File) {
+        let size = WinSize { cols: 80, rows: 24 };
+        let pair = axs_pty::open_pair(size, SlaveOpen::ByName).unwrap();
+        axs_pty::set_nonblocking(pair.master.as_fd(), true).unwrap();
+        let slave = File::from(pair.slave);
+        let stty = Command::new("stty")
+            .args(["raw", "-echo"])
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .status()
+            .unwrap();
+        assert!(stty.success(), "stty raw -echo failed");
+        let master = Async::new(File::from(pair.master)).unwrap();
+        (SessionIo::new(1, master), slave)
+    }
+
+    #[test]
+    fn input_behind_queued_input_is_written_after_it_even_when_the_pty_has_room() {
+        let (io, mut slave) = session_and_slave();
+        let paste = vec![b'p'; 256 * 1024];
+        io.queue_input(&paste);
+        assert!(
+            !io.input.borrow().is_empty(),
+            "the pty took all of the paste"
+        );
+        // The program reads some: the pty has room again before the writer ran.
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = slave.read(&mut buf).unwrap();
+        let mut got = buf[..n].to_vec();
+        let room = future::block_on(future::or(
+            async { io.master.writable().await.is_ok() },
+            async {
+                async_io::Timer::after(Duration::from_secs(5)).await;
+                false
+            },
+        ));
+        assert!(room, "the pty had no room within 5 s of a read");
+        io.queue_input(b"key");
+        while got.len() < paste.len() + 3 {
+            match io.write_queued() {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => panic!("write: {e}"),
+                _ => {}
+            }
+            let n = slave.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), paste.len() + 3);
+        assert!(
+            got.ends_with(b"key"),
+            "the key was written before the paste"
+        );
+        assert!(got[..paste.len()].iter().all(|&b| b == b'p'));
+    }
+}
