@@ -333,6 +333,29 @@ pub fn cpu_time(pid: u32) -> Result<Duration, String> {
     ticks_to_time(pid, &[11, 12])
 }
 
+/// Time a process's threads have spent on a CPU, in nanoseconds (the first field of each
+/// `/proc/PID/task/TID/schedstat`): unlike [`cpu_time`], not rounded to clock ticks, so a
+/// few hundred keystrokes' worth can be measured.
+pub fn run_time(pid: u32) -> Result<Duration, String> {
+    let dir = format!("/proc/{pid}/task");
+    let tasks = fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+    let mut total = Duration::ZERO;
+    for task in tasks.flatten() {
+        let path = task.path().join("schedstat");
+        // A thread that ended between the listing and the read has nothing more to add.
+        let Ok(stat) = fs::read_to_string(&path) else {
+            continue;
+        };
+        let ns = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("{}: unexpected {stat:?}", path.display()))?;
+        total += Duration::from_nanos(ns);
+    }
+    Ok(total)
+}
+
 /// User + system CPU time of a process's children that it has reaped (cutime + cstime).
 pub fn children_cpu_time(pid: u32) -> Result<Duration, String> {
     ticks_to_time(pid, &[13, 14])

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::link::{create_session, recv_until, Link, PtyLink, WsLink};
-use crate::proc::{children_cpu_time, cpu_time, Footprint, Server};
+use crate::proc::{children_cpu_time, cpu_time, run_time, Footprint, Server};
 use crate::stats::{curve_windows, percentile, sorted_micros};
 
 /// Raw mode, no echo: every byte sent comes back once, from `cat`.
@@ -210,6 +210,16 @@ pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, Stri
 /// Keystrokes not measured before the typing ones that are.
 const TYPING_WARMUP: usize = 10;
 
+/// A typing run on one target: the echo, and for a server the time its threads spent on
+/// a CPU per keystroke (µs; waiting between keystrokes included, costs nothing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Typed {
+    /// Echo latency.
+    pub echo: Echo,
+    /// Server on-CPU time per keystroke (µs); `None` for a bare pty.
+    pub server_cpu_per_key: Option<f64>,
+}
+
 /// Typing: one keystroke every `think` (the pause people leave between keys), on a bare
 /// pty read with `poll`, on one read with blocking `read`s (the kernel's floor), and
 /// through each server. Interleaved as [`echo_side_by_side`], then a pause of `think`:
@@ -219,17 +229,40 @@ pub fn typing_side_by_side(
     bins: &[&Path],
     rounds: usize,
     think: Duration,
-) -> Vec<Result<Echo, String>> {
+) -> Vec<Result<Typed, String>> {
     let mut servers = Vec::new();
     let mut links = vec![
         pty_link(PtyLink::spawn(ECHO_SCRIPT)),
         pty_link(PtyLink::spawn_blocking(ECHO_SCRIPT)),
     ];
-    links.extend(
-        bins.iter()
-            .map(|bin| server_link(&mut servers, bin, ECHO_SCRIPT)),
-    );
-    interleaved_round_trips(links, TYPING_WARMUP, rounds, think)
+    let mut pids = vec![None, None];
+    for bin in bins {
+        links.push(server_link(&mut servers, bin, ECHO_SCRIPT));
+        let started = links.last().is_some_and(Result::is_ok);
+        pids.push(servers.last().filter(|_| started).map(Server::pid));
+    }
+    let run_times = |pids: &[Option<u32>]| -> Vec<Option<Duration>> {
+        let at = |pid: &Option<u32>| pid.and_then(|p| run_time(p).ok());
+        pids.iter().map(at).collect()
+    };
+    let before = run_times(&pids);
+    let echoes = interleaved_round_trips(links, TYPING_WARMUP, rounds, think);
+    let after = run_times(&pids);
+    let keys = (TYPING_WARMUP + rounds) as f64;
+    echoes
+        .into_iter()
+        .zip(before.into_iter().zip(after))
+        .map(|(echo, times)| {
+            let server_cpu_per_key = match times {
+                (Some(b), Some(a)) => Some(a.saturating_sub(b).as_secs_f64() * 1e6 / keys),
+                _ => None,
+            };
+            echo.map(|echo| Typed {
+                echo,
+                server_cpu_per_key,
+            })
+        })
+        .collect()
 }
 
 type BoxedLink = Result<Box<dyn Link + Send>, String>;

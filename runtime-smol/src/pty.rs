@@ -3,6 +3,7 @@
 //! program that reads no input never blocks the server).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -25,7 +26,8 @@ pub struct SessionIo {
     master: Async<File>,
     paused: Cell<bool>,
     resume: Wake,
-    input: RefCell<Vec<u8>>,
+    /// Client input not yet taken by the program, oldest first.
+    input: RefCell<VecDeque<u8>>,
     input_ready: Wake,
     /// Woken whenever queued input was written.
     input_taken: Wake,
@@ -40,17 +42,49 @@ impl SessionIo {
             master,
             paused: Cell::new(false),
             resume: Wake::new(),
-            input: RefCell::new(Vec::new()),
+            input: RefCell::new(VecDeque::new()),
             input_ready: Wake::new(),
             input_taken: Wake::new(),
             tasks: RefCell::new(Vec::new()),
         }
     }
 
-    /// Queues client input for the program.
+    /// Hands client input to the program: written at once when nothing is queued before
+    /// it and the pty takes it (a keystroke then needs no hop through the writer task);
+    /// what is left is queued for the writer.
     pub fn queue_input(&self, bytes: &[u8]) {
-        self.input.borrow_mut().extend_from_slice(bytes);
+        let was_idle = self.input.borrow().is_empty();
+        self.input.borrow_mut().extend(bytes);
+        // With input already queued the writer is waiting for the pty to take more:
+        // writing past it would reorder the input.
+        if was_idle && self.write_queued().is_ok() {
+            return;
+        }
         self.input_ready.notify();
+    }
+
+    /// Writes queued input until the queue is empty (`Ok`) or the pty takes no more
+    /// (`WouldBlock`), without waiting.
+    fn write_queued(&self) -> io::Result<()> {
+        let mut input = self.input.borrow_mut();
+        while !input.is_empty() {
+            let (front, _) = input.as_slices();
+            let mut master: &File = self.master.get_ref();
+            match master.write(front) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    input.drain(..n);
+                    self.input_taken.notify();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // A paste's buffer is not kept for the keystrokes after it.
+        if input.capacity() > KEPT_INPUT_CAPACITY {
+            *input = VecDeque::new();
+        }
+        Ok(())
     }
 
     /// Waits until the queued input is below [`INPUT_BACKLOG`].
@@ -190,30 +224,83 @@ pub async fn read_into_core(
 /// slave side is closed, i.e. the normal end of a program's output.
 const EIO: i32 = 5;
 
+/// Input queue capacity kept once the queue is empty: enough for a keystroke or the
+/// escape sequence of one, not a paste (an idle session holds no paste-sized buffer).
+const KEPT_INPUT_CAPACITY: usize = 64;
+
 /// Writes queued input to the pty whenever it can take more.
 async fn write_input(io: Rc<SessionIo>) {
     while io.input_ready.wait().await {
-        loop {
-            let data = std::mem::take(&mut *io.input.borrow_mut());
-            if data.is_empty() {
-                break;
-            }
-            let mut rest = &data[..];
-            while !rest.is_empty() {
-                match io.master.write_with(|f| (&*f).write(rest)).await {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        rest = &rest[n..];
-                        io.input_taken.notify();
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // The program is gone: its input has nowhere to go.
-                        log::debug!("session {}: pty write: {e}", io.id);
-                        return;
-                    }
-                }
-            }
+        if let Err(e) = io.master.write_with(|_| io.write_queued()).await {
+            // The program is gone: its input has nowhere to go.
+            log::debug!("session {}: pty write: {e}", io.id);
+            return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use axs_pty::{SlaveOpen, WinSize};
+    use futures_lite::future;
+
+    use super::*;
+
+    /// A session's pty side on a fresh pty, and the slave end (in raw mode without echo,
+    /// so bytes pass unchanged) for the test to read as the program would.
+    fn session_and_slave() -> (SessionIo, File) {
+        let size = WinSize { cols: 80, rows: 24 };
+        let pair = axs_pty::open_pair(size, SlaveOpen::ByName).unwrap();
+        axs_pty::set_nonblocking(pair.master.as_fd(), true).unwrap();
+        let slave = File::from(pair.slave);
+        let stty = Command::new("stty")
+            .args(["raw", "-echo"])
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .status()
+            .unwrap();
+        assert!(stty.success(), "stty raw -echo failed");
+        let master = Async::new(File::from(pair.master)).unwrap();
+        (SessionIo::new(1, master), slave)
+    }
+
+    #[test]
+    fn input_behind_queued_input_is_written_after_it_even_when_the_pty_has_room() {
+        let (io, mut slave) = session_and_slave();
+        let paste = vec![b'p'; 256 * 1024];
+        io.queue_input(&paste);
+        assert!(
+            !io.input.borrow().is_empty(),
+            "the pty took all of the paste"
+        );
+        // The program reads some: the pty has room again before the writer ran.
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = slave.read(&mut buf).unwrap();
+        let mut got = buf[..n].to_vec();
+        let room = future::block_on(future::or(
+            async { io.master.writable().await.is_ok() },
+            async {
+                async_io::Timer::after(Duration::from_secs(5)).await;
+                false
+            },
+        ));
+        assert!(room, "the pty had no room within 5 s of a read");
+        io.queue_input(b"key");
+        while got.len() < paste.len() + 3 {
+            match io.write_queued() {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => panic!("write: {e}"),
+                _ => {}
+            }
+            let n = slave.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got.len(), paste.len() + 3);
+        assert!(
+            got.ends_with(b"key"),
+            "the key was written before the paste"
+        );
+        assert!(got[..paste.len()].iter().all(|&b| b == b'p'));
     }
 }

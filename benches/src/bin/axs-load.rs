@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use axs_benches::proc::{raise_fd_limit, Scratch};
-use axs_benches::scenario::{self, Bulk, Echo, Flood};
+use axs_benches::scenario::{self, Bulk, Echo, Flood, Typed};
 use axs_benches::stats::median;
 use axs_benches::text;
 
@@ -297,15 +297,18 @@ fn typing_phase(
     let names = [PTY, PTY_BLOCKING]
         .into_iter()
         .chain(servers.iter().map(|(n, _)| n.as_str()));
-    let mut typed: Vec<(&str, Result<Echo, String>)> = names.zip(typed).collect();
+    let mut typed: Vec<(&str, Result<Typed, String>)> = names.zip(typed).collect();
     let floor = match typed.get(1) {
-        Some((_, Ok(echo))) => Some(*echo),
+        Some((_, Ok(typed))) => Some(typed.echo),
         _ => None,
     };
     let think = options.think.as_millis();
-    for (name, echo) in typed.drain(..) {
-        match echo {
-            Ok(echo) => {
+    for (name, typed) in typed.drain(..) {
+        match typed {
+            Ok(Typed {
+                echo,
+                server_cpu_per_key,
+            }) => {
                 let rows = [
                     ("p50", echo.p50, floor.map(|f| f.p50)),
                     ("p99", echo.p99, floor.map(|f| f.p99)),
@@ -315,6 +318,9 @@ fn typing_phase(
                         "typing echo {at}, a key every {think} ms (µs; ÷ the blocking pty)"
                     );
                     results.record_vs_pty(&metric, name, value, base);
+                }
+                if let Some(cpu) = server_cpu_per_key {
+                    results.record("typing: server on-CPU time per keystroke (µs)", name, cpu);
                 }
             }
             Err(e) => results.problem(rep, name, "typing", e),
