@@ -306,17 +306,7 @@ impl TermState {
             Some(&b) if utf8_inert && b >= 0x80 => {}
             _ => return ascii,
         }
-        let rest = &bytes[ascii..];
-        let stop = rest
-            .iter()
-            .position(|&b| b < 0x20 || b == 0x7f || b == 0xc2)
-            .unwrap_or(rest.len());
-        // A run the standard validator accepts decodes to whole characters >= U+00A0 here.
-        ascii
-            + match std::str::from_utf8(&rest[..stop]) {
-                Ok(_) => stop,
-                Err(e) => e.valid_up_to(),
-            }
+        ascii + inert_utf8_prefix(&bytes[ascii..])
     }
 
     /// The scanner; `base` is the absolute position of `bytes[0]` for `ev`.
@@ -760,6 +750,49 @@ impl TermState {
         }
     }
 }
+
+/// How many leading bytes are whole UTF-8 characters up to the first control, DEL or
+/// 0xC2 (the lead of U+0080..U+00BF, among them the C1 controls): a run the standard
+/// validator accepts decodes to whole characters >= U+00A0 there.
+///
+/// It looks at most [`INERT_BLOCK`] bytes past what it returns. Searching the whole rest
+/// for the first control before validating costs the rest's length each time an invalid
+/// byte ends the run early, which made text with many invalid bytes and no control
+/// (a long Latin-1 line) quadratic in the length of the read: the fuzzer's "hangs".
+fn inert_utf8_prefix(rest: &[u8]) -> usize {
+    let mut done = 0;
+    loop {
+        let block = &rest[done..rest.len().min(done + INERT_BLOCK)];
+        let stop = block
+            .iter()
+            .position(|&b| b < 0x20 || b == 0x7f || b == 0xc2);
+        let run = &block[..stop.unwrap_or(block.len())];
+        match std::str::from_utf8(run) {
+            Ok(_) => done += run.len(),
+            Err(e) => {
+                done += e.valid_up_to();
+                // A character cut by the block's end (not by a stop, not by the end of the
+                // bytes) continues in the next block; any other error ends the run. A
+                // character is at most 4 bytes, so the block made progress.
+                let cut_by_block = e.error_len().is_none()
+                    && stop.is_none()
+                    && block.len() == INERT_BLOCK
+                    && done < rest.len();
+                if cut_by_block {
+                    continue;
+                }
+                return done;
+            }
+        }
+        if stop.is_some() || done == rest.len() {
+            return done;
+        }
+    }
+}
+
+/// Bytes [`inert_utf8_prefix`] looks at per step: small, so a run an invalid byte ends
+/// early costs little, and large enough that whole lines of text take few steps.
+const INERT_BLOCK: usize = 64;
 
 /// The length of the leading run of printable ASCII (0x20..=0x7E), found eight bytes at a
 /// time: text runs are most of any output, and a byte-at-a-time search costs a compare and a

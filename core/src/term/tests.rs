@@ -773,3 +773,55 @@ proptest! {
         prop_assert_eq!(scan_fast(&start, &chunks), scan_bytewise(&start, &s));
     }
 }
+
+/// The definition [`inert_utf8_prefix`] computes in steps: the valid UTF-8 prefix of the
+/// bytes before the first control, DEL or 0xC2.
+fn inert_utf8_prefix_reference(rest: &[u8]) -> usize {
+    let stop = rest
+        .iter()
+        .position(|&b| b < 0x20 || b == 0x7f || b == 0xc2)
+        .unwrap_or(rest.len());
+    match std::str::from_utf8(&rest[..stop]) {
+        Ok(_) => stop,
+        Err(e) => e.valid_up_to(),
+    }
+}
+
+/// Bytes rich in what ends or splits an inert run: multi-byte characters (cut anywhere
+/// by the 64-byte steps), stray continuation and lead bytes, controls, 0xC2.
+fn utf8_mix() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        20 => Just("é".as_bytes().to_vec()),
+        20 => Just("日本".as_bytes().to_vec()),
+        20 => Just("🦀".as_bytes().to_vec()),
+        20 => Just(b"abc".to_vec()),
+        1 => Just(vec![0x80]),
+        1 => Just(vec![0xe6, 0x97]),
+        1 => Just(vec![0xf0]),
+        1 => Just(vec![b'\n']),
+        1 => Just(vec![0x7f]),
+        1 => Just(vec![0xc2, 0xa0]),
+        1 => any::<u8>().prop_map(|b| vec![b]),
+    ];
+    prop::collection::vec(piece, 0..200).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #[test]
+    fn inert_utf8_prefix_is_the_valid_run_before_the_first_stop(bytes in utf8_mix(), skip in 0usize..70) {
+        let rest = &bytes[skip.min(bytes.len())..];
+        prop_assert_eq!(inert_utf8_prefix(rest), inert_utf8_prefix_reference(rest));
+    }
+}
+
+#[test]
+fn inert_utf8_prefix_continues_a_character_cut_by_a_step() {
+    // 63 ASCII bytes, then a 3-byte character across the first 64-byte step's end.
+    let mut bytes = vec![b'a'; 63];
+    bytes.extend_from_slice("日日".as_bytes());
+    bytes.push(b'\n');
+    assert_eq!(inert_utf8_prefix(&bytes), 69);
+    assert_eq!(inert_utf8_prefix(&bytes[..65]), 63);
+    bytes[64] = b'A'; // the first character made invalid: the run ends before it
+    assert_eq!(inert_utf8_prefix(&bytes), 63);
+}
