@@ -100,9 +100,23 @@ pub const MAX_PONGS: usize = 8;
 pub const FIRST_FRAME_MAX: usize = 8 * 1024;
 
 /// Bytes a runtime reads from one pty (or hands one job's output) in a row before it lets
-/// other sessions and clients run: a program that floods its terminal must not hold up
-/// another session's keystrokes for long.
+/// other sessions and clients run, while no other session is in use (else
+/// [`CONTENDED_READ_BUDGET`]; see [`crate::contention`]): large, so a lone bulk stream is
+/// read and sent in large slices.
 pub const YIELD_AFTER: usize = 256 * 1024;
+
+/// The read budget of a pty reader while another session is in use (see
+/// [`crate::contention`]): a flood yields after this many bytes, so each hop of the other
+/// session's keystroke waits behind a few reads, not [`YIELD_AFTER`]'s worth.
+pub const CONTENDED_READ_BUDGET: usize = 16 * 1024;
+
+/// How recently another session must have had input or output for a reader to get
+/// [`CONTENDED_READ_BUDGET`]: longer than a typist's pause between keys, short enough that
+/// a lone stream soon reads full slices again.
+pub const CONTENDED_WINDOW: Duration = Duration::from_secs(1);
+
+// A contended budget at or above the full one would make contention meaningless.
+const _: () = assert!(CONTENDED_READ_BUDGET < YIELD_AFTER);
 
 /// The failure reason of an `execute-command` that ran into
 /// [`EXECUTE_COMMAND_TIMEOUT`] and was killed.
