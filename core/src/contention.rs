@@ -1,25 +1,26 @@
-//! Contention between sessions: how many bytes a pty reader may read in a row before it
-//! lets every other task run (its *read budget*).
+//! Contention between sessions: how many bytes of a session's output a task (its pty
+//! reader, a client's writer) may handle in a row before it lets every other task run
+//! (the *output budget*).
 //!
 //! axs serves every session on one thread, whose executor runs tasks first come, first
 //! served: a keystroke's four hops (socket reader, pty writer, pty reader, socket writer)
-//! each queue behind whatever a flooding session's reader does before it yields. So the
-//! budget depends on who else is in use: while any *other* session had client input or
-//! program output within [`CONTENDED_WINDOW`], a reader gets [`CONTENDED_READ_BUDGET`];
-//! otherwise [`YIELD_AFTER`], so a lone bulk stream reads (and its client writes) in large
-//! slices and loses nothing. A job (`execute-command`) is nobody's terminal: it gets the
-//! small budget while any session is in use. axs-threads reads each pty on a thread of its
-//! own and lets the OS interleave them: it has no budget to ask for.
+//! each queue behind whatever a flooding session's reader and writer do before they
+//! yield. So the budget depends on who else is in use: while any *other* session had
+//! client input or program output within [`CONTENDED_WINDOW`], the budget is
+//! [`CONTENDED_OUTPUT_BUDGET`]; otherwise [`YIELD_AFTER`], so a lone bulk stream is read
+//! and sent in large slices and loses nothing. A job (`execute-command`) is nobody's
+//! terminal: it gets the small budget while any session is in use. axs-threads reads each
+//! pty on a thread of its own and lets the OS interleave them: it has no budget to ask for.
 //!
 //! Invariant: [`Activity`] remembers the latest activity of the two most recently active
 //! sessions, which are distinct, so "the latest activity of any session but this one" is
 //! O(1) whatever the number of sessions; every older activity is older than both.
 
-use crate::limits::{CONTENDED_READ_BUDGET, CONTENDED_WINDOW, YIELD_AFTER};
+use crate::limits::{CONTENDED_OUTPUT_BUDGET, CONTENDED_WINDOW, YIELD_AFTER};
 use crate::server::SessionId;
 use crate::time::Time;
 
-/// When sessions were last in use (input or output), as far as read budgets care.
+/// When sessions were last in use (input or output), as far as output budgets care.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Activity {
     /// The most recently active session and when.
@@ -51,13 +52,13 @@ impl Activity {
         self.latest.map(|(_, at)| at)
     }
 
-    /// Bytes session `id`'s pty reader may read in a row at `now` before it yields.
-    pub fn read_budget(&self, id: SessionId, now: Time) -> usize {
+    /// Bytes of session `id`'s output a task may handle in a row at `now` before it yields.
+    pub fn output_budget(&self, id: SessionId, now: Time) -> usize {
         budget(self.last_other_than(id), now)
     }
 
-    /// Bytes a job's pty reader may read in a row at `now` before it yields.
-    pub fn job_read_budget(&self, now: Time) -> usize {
+    /// Bytes of a job's output its reader may read in a row at `now` before it yields.
+    pub fn job_output_budget(&self, now: Time) -> usize {
         budget(self.last_any(), now)
     }
 }
@@ -65,7 +66,7 @@ impl Activity {
 /// The small budget while someone else was in use within [`CONTENDED_WINDOW`] of `now`.
 fn budget(someone_else: Option<Time>, now: Time) -> usize {
     match someone_else {
-        Some(at) if at.until(now) < CONTENDED_WINDOW => CONTENDED_READ_BUDGET,
+        Some(at) if at.until(now) < CONTENDED_WINDOW => CONTENDED_OUTPUT_BUDGET,
         _ => YIELD_AFTER,
     }
 }
@@ -85,10 +86,10 @@ mod tests {
     #[test]
     fn a_lone_session_reads_full_slices() {
         let mut activity = Activity::default();
-        assert_eq!(activity.read_budget(1, at(0)), YIELD_AFTER);
+        assert_eq!(activity.output_budget(1, at(0)), YIELD_AFTER);
         for ms in 0..100 {
             activity.saw(1, at(ms));
-            assert_eq!(activity.read_budget(1, at(ms)), YIELD_AFTER);
+            assert_eq!(activity.output_budget(1, at(ms)), YIELD_AFTER);
         }
     }
 
@@ -98,9 +99,9 @@ mod tests {
         activity.saw(2, at(1000));
         activity.saw(1, at(1001));
         activity.saw(1, at(1500));
-        assert_eq!(activity.read_budget(1, at(1500)), CONTENDED_READ_BUDGET);
+        assert_eq!(activity.output_budget(1, at(1500)), CONTENDED_OUTPUT_BUDGET);
         // The other session sees the flood too; its few bytes never reach the budget.
-        assert_eq!(activity.read_budget(2, at(1500)), CONTENDED_READ_BUDGET);
+        assert_eq!(activity.output_budget(2, at(1500)), CONTENDED_OUTPUT_BUDGET);
     }
 
     #[test]
@@ -110,10 +111,10 @@ mod tests {
         activity.saw(1, at(1001));
         let quiet = 1000 + WINDOW_MS;
         assert_eq!(
-            activity.read_budget(1, at(quiet - 1)),
-            CONTENDED_READ_BUDGET
+            activity.output_budget(1, at(quiet - 1)),
+            CONTENDED_OUTPUT_BUDGET
         );
-        assert_eq!(activity.read_budget(1, at(quiet)), YIELD_AFTER);
+        assert_eq!(activity.output_budget(1, at(quiet)), YIELD_AFTER);
     }
 
     #[test]
@@ -134,10 +135,10 @@ mod tests {
     #[test]
     fn a_job_reads_small_slices_while_any_session_is_in_use() {
         let mut activity = Activity::default();
-        assert_eq!(activity.job_read_budget(at(0)), YIELD_AFTER);
+        assert_eq!(activity.job_output_budget(at(0)), YIELD_AFTER);
         activity.saw(1, at(100));
-        assert_eq!(activity.job_read_budget(at(100)), CONTENDED_READ_BUDGET);
-        assert_eq!(activity.job_read_budget(at(100 + WINDOW_MS)), YIELD_AFTER);
+        assert_eq!(activity.job_output_budget(at(100)), CONTENDED_OUTPUT_BUDGET);
+        assert_eq!(activity.job_output_budget(at(100 + WINDOW_MS)), YIELD_AFTER);
     }
 
     /// The reference: the latest activity of every session, searched in full.

@@ -426,16 +426,17 @@ impl Server {
         self.with(id, now, |s, now| s.pty_output(bytes, now));
     }
 
-    /// Bytes session `id`'s pty reader may read in a row at `now` before it lets every
-    /// other task run: small while another session is in use ([`crate::contention`]).
-    pub fn read_budget(&self, id: SessionId, now: Time) -> usize {
-        self.activity.read_budget(id, now)
+    /// Bytes of session `id`'s output its pty reader (or a client's writer) may handle in
+    /// a row at `now` before it lets every other task run: small while another session is
+    /// in use ([`crate::contention`]).
+    pub fn output_budget(&self, id: SessionId, now: Time) -> usize {
+        self.activity.output_budget(id, now)
     }
 
     /// Bytes a job's pty reader may read in a row at `now` before it lets every other
     /// task run: small while any session is in use ([`crate::contention`]).
-    pub fn job_read_budget(&self, now: Time) -> usize {
-        self.activity.job_read_budget(now)
+    pub fn job_output_budget(&self, now: Time) -> usize {
+        self.activity.job_output_budget(now)
     }
 
     /// A session's pty reached end of file (or failed: the same to the session).

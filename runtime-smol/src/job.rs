@@ -53,7 +53,7 @@ fn start(driver: &Rc<Driver>, job: JobId, spawned: Spawned) {
 async fn read_output(driver: Rc<Driver>, job: JobId, master: Async<File>) {
     let mut unyielded = 0;
     loop {
-        let budget = |server: &Server, now| server.job_read_budget(now);
+        let budget = |server: &Server, now| server.job_output_budget(now);
         let feed = |server: &mut Server, bytes: &[u8], _| server.job_output(job, bytes);
         let read = read_into_core(&driver, &master, &mut unyielded, budget, feed);
         match read.await {

@@ -132,7 +132,7 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
                 return;
             }
         }
-        let budget = |server: &Server, now| server.read_budget(id, now);
+        let budget = |server: &Server, now| server.output_budget(id, now);
         let feed = |server: &mut Server, bytes: &[u8], now| server.pty_output(id, bytes, now);
         match read_into_core(&driver, &io.master, &mut unyielded, budget, feed).await {
             Ok(0) => break,
