@@ -34,6 +34,7 @@
 //!   session spawned / failed ──────────────▶ spawned(reservation, pid, now) / spawn_failed(reservation, why) ─▶ answer
 //!   job spawned / failed ──────────────────▶ job_spawned(job, pid, now) / job_spawn_failed(job, failure)
 //!   pty bytes, pty EOF ────────────────────▶ pty_output / pty_eof(id, ..now), job_output / job_eof(job, ..now)
+//!   before a pty read / socket write ──────▶ output_budget(id, now) / job_output_budget(now) ─▶ bytes before a yield
 //!   SIGCHLD: try_wait each of unreaped() ──▶ child_exited(pid, status, now)
 //!   WebSocket message / closed ────────────▶ input(id, generation, bytes, now) / detach(id, generation, now)
 //!   socket can take more ──────────────────▶ poll_transmit(id, generation, now) ─▶ Frame
@@ -87,7 +88,8 @@
 //! - [`term`]: the escape-sequence scanner behind safe cuts and replay hygiene.
 //! - [`http`], [`api`]: request heads, routing, JSON bodies, Origin/token/CORS policy and
 //!   every error answer; [`limits`]: the timeouts and sizes the server enforces or tells
-//!   the runtimes to follow.
+//!   the runtimes to follow; [`contention`]: how much a pty reader reads in a row while
+//!   another session is in use.
 //! - [`conn`]: one HTTP connection's life (request deadline, `100 Continue`, the answer,
 //!   write stall, half-close and drain) as a state machine a runtime feeds bytes.
 //! - [`lsp`]: the `axs lsp` bridge's LSP base-protocol codec, limits, close reasons and
@@ -101,6 +103,7 @@ pub mod admission;
 pub mod api;
 pub mod client;
 pub mod conn;
+pub mod contention;
 mod deadline;
 pub mod frame;
 pub mod http;

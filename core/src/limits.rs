@@ -99,10 +99,25 @@ pub const MAX_PONGS: usize = 8;
 /// thread or task to be scheduled.
 pub const FIRST_FRAME_MAX: usize = 8 * 1024;
 
-/// Bytes a runtime reads from one pty (or hands one job's output) in a row before it lets
-/// other sessions and clients run: a program that floods its terminal must not hold up
-/// another session's keystrokes for long.
+/// Bytes a runtime reads from one pty (or hands one job's output, or sends one client) in
+/// a row before it lets other sessions and clients run, while no other session is in use (else
+/// [`CONTENDED_OUTPUT_BUDGET`]; see [`crate::contention`]): large, so a lone bulk stream is
+/// read and sent in large slices.
 pub const YIELD_AFTER: usize = 256 * 1024;
+
+/// The output budget of a session's pty reader and clients' writers while another session
+/// is in use (see [`crate::contention`]): a flood yields after a read or two (the kernel
+/// hands a pty's output out in reads of at most 4095 bytes), so each hop of the other
+/// session's keystroke waits behind that, not [`YIELD_AFTER`]'s worth.
+pub const CONTENDED_OUTPUT_BUDGET: usize = 4 * 1024;
+
+/// How recently another session must have had input or output for the output budget to
+/// be [`CONTENDED_OUTPUT_BUDGET`]: longer than a typist's pause between keys, short enough
+/// that a lone stream soon gets full slices again.
+pub const CONTENDED_WINDOW: Duration = Duration::from_secs(1);
+
+// A contended budget at or above the full one would make contention meaningless.
+const _: () = assert!(CONTENDED_OUTPUT_BUDGET < YIELD_AFTER);
 
 /// The failure reason of an `execute-command` that ran into
 /// [`EXECUTE_COMMAND_TIMEOUT`] and was killed.

@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::admission::{AcceptFailure, Admission, ConnId, Connections, Opened};
 use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize, TerminalInfo};
 use crate::client::Generation;
+use crate::contention::Activity;
 use crate::deadline::Deadlines;
 use crate::frame::{ExitStatus, Frame};
 use crate::http::{RequestHead, Response};
@@ -142,6 +143,8 @@ pub struct Server {
     connections: Connections,
     outputs: VecDeque<Output>,
     deadlines: Deadlines<Timer>,
+    /// Which sessions were in use lately: the pty readers' budgets depend on it.
+    activity: Activity,
     /// When shutdown gives up waiting; `Some` once shutting down.
     shutdown_limit: Option<Time>,
     exited: bool,
@@ -161,6 +164,7 @@ impl Server {
             connections: Connections::default(),
             outputs: VecDeque::new(),
             deadlines: Deadlines::default(),
+            activity: Activity::default(),
             shutdown_limit: None,
             exited: false,
         }
@@ -399,6 +403,7 @@ impl Server {
 
     /// Input from a client for the program.
     pub fn input(&mut self, id: SessionId, generation: Generation, bytes: &[u8], now: Time) {
+        self.activity.saw(id, now);
         self.with(id, now, |s, _| s.input(generation, bytes));
     }
 
@@ -417,7 +422,21 @@ impl Server {
 
     /// Output read from a session's pty.
     pub fn pty_output(&mut self, id: SessionId, bytes: &[u8], now: Time) {
+        self.activity.saw(id, now);
         self.with(id, now, |s, now| s.pty_output(bytes, now));
+    }
+
+    /// Bytes of session `id`'s output its pty reader (or a client's writer) may handle in
+    /// a row at `now` before it lets every other task run: small while another session is
+    /// in use ([`crate::contention`]).
+    pub fn output_budget(&self, id: SessionId, now: Time) -> usize {
+        self.activity.output_budget(id, now)
+    }
+
+    /// Bytes a job's pty reader may read in a row at `now` before it lets every other
+    /// task run: small while any session is in use ([`crate::contention`]).
+    pub fn job_output_budget(&self, now: Time) -> usize {
+        self.activity.job_output_budget(now)
     }
 
     /// A session's pty reached end of file (or failed: the same to the session).

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use async_io::Async;
 use axs_core::http::Response;
 use axs_core::job::JobId;
+use axs_core::server::Server;
 use axs_pty::Spawned;
 
 use crate::driver::Driver;
@@ -52,9 +53,9 @@ fn start(driver: &Rc<Driver>, job: JobId, spawned: Spawned) {
 async fn read_output(driver: Rc<Driver>, job: JobId, master: Async<File>) {
     let mut unyielded = 0;
     loop {
-        let read = read_into_core(&driver, &master, &mut unyielded, |server, bytes, _| {
-            server.job_output(job, bytes);
-        });
+        let budget = |server: &Server, now| server.job_output_budget(now);
+        let feed = |server: &mut Server, bytes: &[u8], _| server.job_output(job, bytes);
+        let read = read_into_core(&driver, &master, &mut unyielded, budget, feed);
         match read.await {
             Ok(0) => break,
             Ok(_) => {}

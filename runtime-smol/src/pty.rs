@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use async_io::Async;
 use axs_core::http::Response;
-use axs_core::limits::{INPUT_BACKLOG, YIELD_AFTER};
+use axs_core::limits::INPUT_BACKLOG;
 use axs_core::server::{Reservation, Server, SessionId};
 use axs_core::time::Time;
 use axs_pty::WinSize;
@@ -166,11 +166,9 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
                 return;
             }
         }
-        match read_into_core(&driver, &io.master, &mut unyielded, |server, bytes, now| {
-            server.pty_output(id, bytes, now);
-        })
-        .await
-        {
+        let budget = |server: &Server, now| server.output_budget(id, now);
+        let feed = |server: &mut Server, bytes: &[u8], now| server.pty_output(id, bytes, now);
+        match read_into_core(&driver, &io.master, &mut unyielded, budget, feed).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -184,15 +182,18 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
 
 /// Reads once from a pty master into the shared buffer and hands the bytes to `feed`
 /// (no await in between); `Ok(0)` at EOF, which includes EIO: what a master read
-/// returns once nothing holds the slave side. After [`YIELD_AFTER`] bytes in a row it
-/// lets other tasks run first (a read that finds data never yields by itself).
+/// returns once nothing holds the slave side. Once `unyielded` reached the core's
+/// `budget` it lets every other task run first (a read that finds data never yields by
+/// itself); the budget is asked before every read, so a flood slows down as soon as
+/// another session is in use.
 pub async fn read_into_core(
     driver: &Driver,
     master: &Async<File>,
     unyielded: &mut usize,
+    budget: impl Fn(&Server, Time) -> usize,
     feed: impl Fn(&mut Server, &[u8], Time),
 ) -> io::Result<usize> {
-    if *unyielded >= YIELD_AFTER {
+    if *unyielded >= driver.inspect(|server| budget(server, driver.now())) {
         *unyielded = 0;
         futures_lite::future::yield_now().await;
     }

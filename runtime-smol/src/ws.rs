@@ -172,7 +172,10 @@ async fn drain(mut stream: Socket) {
     while let Ok(1..) = stream.read(&mut chunk).await {}
 }
 
-/// Sends the core's frames for this client; waits for a wake-up when it has none.
+/// Sends the core's frames for this client; waits for a wake-up when it has none. Once it
+/// sent the core's budget of output bytes in a row it flushes and lets every other task
+/// run, as the pty reader does: a backlog sent to a fast client must not hold up another
+/// session's keystrokes either.
 async fn write_output(
     driver: &Driver,
     sender: &mut WebSocketSender<Socket>,
@@ -180,10 +183,22 @@ async fn write_output(
     id: SessionId,
     generation: Generation,
 ) -> End {
+    let mut unyielded = 0;
     loop {
+        if unyielded >= driver.inspect(|server| server.output_budget(id, driver.now())) {
+            unyielded = 0;
+            if let Err(e) = sender.flush().await {
+                log::debug!("session {id} client {generation}: send: {e}");
+                return End::Writer;
+            }
+            future::yield_now().await;
+        }
         let frame = driver.call(|server, now| server.poll_transmit(id, generation, now));
         let sent = match frame {
-            Some(Frame::Binary(bytes)) => sender.feed(Message::Binary(bytes.into())).await,
+            Some(Frame::Binary(bytes)) => {
+                unyielded += bytes.len();
+                sender.feed(Message::Binary(bytes.into())).await
+            }
             Some(Frame::Text(text)) => sender.feed(Message::Text(text.into())).await,
             Some(Frame::Close(reason)) => {
                 let close = axs_host::ws::close_frame(reason);
@@ -193,7 +208,11 @@ async fn write_output(
                 };
             }
             None => match sender.flush().await {
-                Ok(()) if wake.wait().await => Ok(()),
+                // A wait is a break: the next batch starts a new slice.
+                Ok(()) if wake.wait().await => {
+                    unyielded = 0;
+                    Ok(())
+                }
                 Ok(()) => return End::Writer,
                 Err(e) => Err(e),
             },
