@@ -92,6 +92,49 @@ impl Params {
         }
     }
 
+    /// [`Params::put`] for each leading byte of `bytes` in `0x30..=0x3b` (digits, `:`, `;`,
+    /// not `<`): the same values, but a number accumulates in a register and is stored
+    /// once, when it ends. Returns how many bytes it took. Starts a fresh parameter, as
+    /// after [`Params::clear`] or a separator.
+    fn put_run(&mut self, bytes: &[u8]) -> usize {
+        let mut value: u16 = 0;
+        let mut digits = false;
+        let mut i = 0;
+        while let Some(&c) = bytes.get(i) {
+            match c {
+                b'0'..=b'9' => {
+                    // `put`'s saturating steps, in one: the result is below 2^16 either way.
+                    let next = u32::from(value) * 10 + u32::from(c - b'0');
+                    value = next.min(u32::from(EMPTY - 1)) as u16;
+                    digits = true;
+                }
+                b':' | b';' => {
+                    self.store_last(value, digits);
+                    self.push(c == b':');
+                    value = 0;
+                    digits = false;
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        self.store_last(value, digits);
+        i
+    }
+
+    /// Stores the value of the parameter being read, as `put` would have left it: nothing
+    /// without digits (it stays empty) or once the list is full (digits are ignored then).
+    fn store_last(&mut self, value: u16, digits: bool) {
+        if digits && !self.full {
+            if let Some(last) = usize::from(self.len)
+                .checked_sub(1)
+                .and_then(|k| self.vals.get_mut(k))
+            {
+                *last = value;
+            }
+        }
+    }
+
     fn push(&mut self, sub: bool) {
         let len = usize::from(self.len);
         if len >= MAX_PARAMS || self.full {
@@ -326,7 +369,7 @@ impl TermState {
             // Text runs: a scan without state dispatch (printable ASCII in ground state
             // first, the common case, without the general look at the state).
             if self.at_safe_cut() {
-                i += printable_ascii_prefix(&bytes[i..]);
+                i += self.ground_run(&bytes[i..], base + i, ev);
             }
             if bytes
                 .get(i)
@@ -340,6 +383,33 @@ impl TermState {
             } else {
                 self.byte(b, base + i, ev);
                 i += 1;
+            }
+        }
+    }
+
+    /// From a safe cut: printable ASCII and CSI sequences for as long as each sequence
+    /// ends back at a safe cut, the usual shape of colourful output (`ESC [ 31 m word
+    /// ESC [ 0 m`), without going round [`TermState::feed`]'s general loop for each piece.
+    /// Stops before any other byte, or inside a CSI the fast path left unfinished.
+    /// Returns how many bytes it consumed.
+    #[inline]
+    fn ground_run<E: Events>(&mut self, bytes: &[u8], base: usize, ev: &mut E) -> usize {
+        let mut i = 0;
+        loop {
+            i += printable_ascii_prefix(&bytes[i..]);
+            match bytes.get(i) {
+                Some(0x1b) if bytes.get(i + 1) == Some(&b'[') => {
+                    // What `byte` does for an ESC at a safe cut, then `reenter` for the `[`.
+                    self.enter(State::CsiEntry, base + i, true, ev);
+                    i += self.csi_run(&bytes[i..], base + i, ev);
+                    if self.state != State::Ground {
+                        return i;
+                    }
+                }
+                // Line ends, tabs, bells, DEL: in ground state they change nothing tracked
+                // (unlike SO and SI, which shift charsets, and ESC).
+                Some(&c) if is_inert_in_ground(c) => i += 1,
+                _ => return i,
             }
         }
     }
@@ -364,16 +434,23 @@ impl TermState {
             }
             self.reenter(State::CsiEntry);
         }
+        self.csi_run(bytes, pos, ev)
+    }
+
+    /// [`TermState::escape_run`] after the `ESC [` (at `bytes[..2]`, the ESC at `pos`):
+    /// the CSI's prefix, parameters, intermediates and final byte in a tight loop.
+    #[inline(always)]
+    fn csi_run<E: Events>(&mut self, bytes: &[u8], pos: usize, ev: &mut E) -> usize {
         let mut i = 2;
         if let Some(&c @ 0x3c..=0x3f) = bytes.get(i) {
             self.prefix = c;
             self.state = State::CsiParam;
             i += 1;
         }
-        while let Some(&c @ 0x30..=0x3b) = bytes.get(i) {
-            self.params.put(c);
+        let run = self.params.put_run(&bytes[i..]);
+        if run > 0 {
             self.state = State::CsiParam;
-            i += 1;
+            i += run;
         }
         while let Some(&c @ 0x20..=0x2f) = bytes.get(i) {
             self.collect(c);
@@ -383,7 +460,14 @@ impl TermState {
         match bytes.get(i) {
             Some(&c @ 0x40..=0x7e) => {
                 self.state = State::Ground;
-                let verdict = self.csi_dispatch(c);
+                let verdict = if (self.prefix, self.inter, c) == (0, 0, b'm') {
+                    // SGR, most of colourful output: straight to the pen, no query table
+                    // (what `csi_dispatch` does for it, without the call).
+                    self.modes.sgr(&self.params);
+                    Verdict::Keep
+                } else {
+                    self.csi_dispatch(c)
+                };
                 ev.finish(pos + i + 1, verdict);
                 i + 1
             }
@@ -759,6 +843,11 @@ impl TermState {
             Verdict::Keep
         }
     }
+}
+
+/// ASCII controls (and DEL) that leave the parser in ground state with nothing changed.
+fn is_inert_in_ground(c: u8) -> bool {
+    (c < 0x20 && !matches!(c, 0x0e | 0x0f | 0x1b)) || c == 0x7f
 }
 
 /// The length of the leading run of printable ASCII (0x20..=0x7E), found eight bytes at a
