@@ -59,7 +59,7 @@ const MAX_PARAMS: usize = 32;
 const NON_ASCII: u8 = 0xa0;
 
 /// CSI/DCS parameters with sub-parameter marks (`:`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Params {
     vals: [u16; MAX_PARAMS],
     /// Bit `i` set: parameter `i` is a sub-parameter of the one before.
@@ -67,6 +67,17 @@ pub(crate) struct Params {
     len: u8,
     full: bool,
 }
+
+/// Equal lists: the slots past `len` hold leftovers of earlier sequences, which nothing
+/// reads (so a fast path may fill them as it likes).
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        self.vals[..self.len()] == other.vals[..other.len()]
+            && (self.subs, self.len, self.full) == (other.subs, other.len, other.full)
+    }
+}
+
+impl Eq for Params {}
 
 impl Params {
     fn clear(&mut self) {
@@ -168,6 +179,61 @@ impl Params {
             .and_then(|shift| self.subs.checked_shr(shift))
             .unwrap_or(0);
         (after.trailing_ones() as usize).min(self.len().saturating_sub(i + 1))
+    }
+}
+
+/// An SGR in its most common form, parsed ahead of the state machine: parameters of digits
+/// and `;` only, few and short enough that none saturates or overflows the list.
+struct ShortSgr {
+    /// The parameters, [`EMPTY`] for one without digits.
+    vals: [u16; ShortSgr::MAX_PARAMS],
+    /// How many parameters (at least one, as after [`Params::clear`]).
+    count: u8,
+    /// Bytes after `ESC [`, the final `m` included.
+    len: usize,
+}
+
+impl ShortSgr {
+    /// More parameters than this: the general path.
+    const MAX_PARAMS: usize = 8;
+    /// More digits than this in a parameter: the general path (so no value saturates).
+    const MAX_DIGITS: u8 = 4;
+
+    /// `body` is what follows `ESC [`; `None` unless it starts with such an SGR.
+    #[inline(always)]
+    fn parse(body: &[u8]) -> Option<ShortSgr> {
+        let mut sgr = ShortSgr {
+            vals: [EMPTY; ShortSgr::MAX_PARAMS],
+            count: 1,
+            len: 0,
+        };
+        let mut value: u16 = 0;
+        let mut digits: u8 = 0;
+        for (i, &c) in body.iter().enumerate() {
+            let last = usize::from(sgr.count) - 1;
+            match c {
+                b'0'..=b'9' if digits < ShortSgr::MAX_DIGITS => {
+                    value = value * 10 + u16::from(c - b'0');
+                    digits += 1;
+                }
+                b';' if usize::from(sgr.count) < ShortSgr::MAX_PARAMS => {
+                    if digits > 0 {
+                        *sgr.vals.get_mut(last)? = value;
+                    }
+                    sgr.count += 1;
+                    (value, digits) = (0, 0);
+                }
+                b'm' => {
+                    if digits > 0 {
+                        *sgr.vals.get_mut(last)? = value;
+                    }
+                    sgr.len = i + 1;
+                    return Some(sgr);
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 }
 
@@ -399,6 +465,11 @@ impl TermState {
             i += printable_ascii_prefix(&bytes[i..]);
             match bytes.get(i) {
                 Some(0x1b) if bytes.get(i + 1) == Some(&b'[') => {
+                    if let Some(sgr) = ShortSgr::parse(&bytes[i + 2..]) {
+                        self.short_sgr(&sgr, base + i, ev);
+                        i += 2 + sgr.len;
+                        continue;
+                    }
                     // What `byte` does for an ESC at a safe cut, then `reenter` for the `[`.
                     self.enter(State::CsiEntry, base + i, true, ev);
                     i += self.csi_run(&bytes[i..], base + i, ev);
@@ -412,6 +483,19 @@ impl TermState {
                 _ => return i,
             }
         }
+    }
+
+    /// `ESC [ <sgr.params> m` at `pos`, from a safe cut: what the general path does for it,
+    /// the parameters stored from registers in one go.
+    #[inline(always)]
+    fn short_sgr<E: Events>(&mut self, sgr: &ShortSgr, pos: usize, ev: &mut E) {
+        self.enter(State::CsiEntry, pos, true, ev);
+        // All slots in one store: those past the count are never read.
+        self.params.vals[..ShortSgr::MAX_PARAMS].copy_from_slice(&sgr.vals);
+        self.params.len = sgr.count;
+        self.modes.sgr_without_subs(&self.params);
+        self.state = State::Ground;
+        ev.finish(pos + 2 + sgr.len, Verdict::Keep);
     }
 
     /// The fast path for `ESC [ ...` (SGR is most of colourful output): takes `bytes`, which

@@ -361,7 +361,7 @@ impl Modes {
 
     /// SGR without sub-parameters (`:`), the common form: what [`Modes::sgr_with_subs`]
     /// does for it, without looking for sub-parameters after every parameter.
-    #[inline]
+    #[inline(always)]
     pub(super) fn sgr_without_subs(&mut self, params: &Params) {
         let mut i = 0;
         while i < params.len() {
