@@ -80,6 +80,47 @@ impl PartialEq for Params {
 impl Eq for Params {}
 
 impl Params {
+    /// Parameters of the short SGRs [`Params::short_sgr`] takes (more: the general path).
+    const SHORT_SGR_PARAMS: usize = 8;
+    /// Digits per parameter it takes (more: the general path, so that no value saturates).
+    const SHORT_SGR_DIGITS: u8 = 4;
+
+    /// Reads `body` (what follows `ESC [`) as an SGR in its most common form, parameters
+    /// of digits and `;` only, few and short, into this list as the general path would
+    /// leave it. Returns the body's length (the final `m` included), or `None` for anything
+    /// else; the slots then hold anything, but the general path starts with a
+    /// [`Params::clear`], after which only the cleared slot is read.
+    #[inline(always)]
+    fn short_sgr(&mut self, body: &[u8]) -> Option<usize> {
+        let mut count = 0;
+        let mut value: u16 = 0;
+        let mut digits: u8 = 0;
+        for (i, &c) in body.iter().enumerate() {
+            match c {
+                b'0'..=b'9' if digits < Params::SHORT_SGR_DIGITS => {
+                    value = value * 10 + u16::from(c - b'0');
+                    digits += 1;
+                }
+                b';' | b'm' => {
+                    *self.vals.get_mut(count)? = if digits > 0 { value } else { EMPTY };
+                    count += 1;
+                    if c == b'm' {
+                        self.len = count as u8;
+                        self.subs = 0;
+                        self.full = false;
+                        return Some(i + 1);
+                    }
+                    if count == Params::SHORT_SGR_PARAMS {
+                        return None;
+                    }
+                    (value, digits) = (0, 0);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     fn clear(&mut self) {
         self.vals[0] = EMPTY;
         self.len = 1;
@@ -179,61 +220,6 @@ impl Params {
             .and_then(|shift| self.subs.checked_shr(shift))
             .unwrap_or(0);
         (after.trailing_ones() as usize).min(self.len().saturating_sub(i + 1))
-    }
-}
-
-/// An SGR in its most common form, parsed ahead of the state machine: parameters of digits
-/// and `;` only, few and short enough that none saturates or overflows the list.
-struct ShortSgr {
-    /// The parameters, [`EMPTY`] for one without digits.
-    vals: [u16; ShortSgr::MAX_PARAMS],
-    /// How many parameters (at least one, as after [`Params::clear`]).
-    count: u8,
-    /// Bytes after `ESC [`, the final `m` included.
-    len: usize,
-}
-
-impl ShortSgr {
-    /// More parameters than this: the general path.
-    const MAX_PARAMS: usize = 8;
-    /// More digits than this in a parameter: the general path (so no value saturates).
-    const MAX_DIGITS: u8 = 4;
-
-    /// `body` is what follows `ESC [`; `None` unless it starts with such an SGR.
-    #[inline(always)]
-    fn parse(body: &[u8]) -> Option<ShortSgr> {
-        let mut sgr = ShortSgr {
-            vals: [EMPTY; ShortSgr::MAX_PARAMS],
-            count: 1,
-            len: 0,
-        };
-        let mut value: u16 = 0;
-        let mut digits: u8 = 0;
-        for (i, &c) in body.iter().enumerate() {
-            let last = usize::from(sgr.count) - 1;
-            match c {
-                b'0'..=b'9' if digits < ShortSgr::MAX_DIGITS => {
-                    value = value * 10 + u16::from(c - b'0');
-                    digits += 1;
-                }
-                b';' if usize::from(sgr.count) < ShortSgr::MAX_PARAMS => {
-                    if digits > 0 {
-                        *sgr.vals.get_mut(last)? = value;
-                    }
-                    sgr.count += 1;
-                    (value, digits) = (0, 0);
-                }
-                b'm' => {
-                    if digits > 0 {
-                        *sgr.vals.get_mut(last)? = value;
-                    }
-                    sgr.len = i + 1;
-                    return Some(sgr);
-                }
-                _ => return None,
-            }
-        }
-        None
     }
 }
 
@@ -465,9 +451,9 @@ impl TermState {
             i += printable_ascii_prefix(&bytes[i..]);
             match bytes.get(i) {
                 Some(0x1b) if bytes.get(i + 1) == Some(&b'[') => {
-                    if let Some(sgr) = ShortSgr::parse(&bytes[i + 2..]) {
-                        self.short_sgr(&sgr, base + i, ev);
-                        i += 2 + sgr.len;
+                    if let Some(len) = self.params.short_sgr(&bytes[i + 2..]) {
+                        self.short_sgr(base + i, 2 + len, ev);
+                        i += 2 + len;
                         continue;
                     }
                     // What `byte` does for an ESC at a safe cut, then `reenter` for the `[`.
@@ -485,17 +471,14 @@ impl TermState {
         }
     }
 
-    /// `ESC [ <sgr.params> m` at `pos`, from a safe cut: what the general path does for it,
-    /// the parameters stored from registers in one go.
+    /// The rest of what the general path does for an SGR of `len` bytes at `pos`, from a
+    /// safe cut, whose parameters [`Params::short_sgr`] has read.
     #[inline(always)]
-    fn short_sgr<E: Events>(&mut self, sgr: &ShortSgr, pos: usize, ev: &mut E) {
-        self.enter(State::CsiEntry, pos, true, ev);
-        // All slots in one store: those past the count are never read.
-        self.params.vals[..ShortSgr::MAX_PARAMS].copy_from_slice(&sgr.vals);
-        self.params.len = sgr.count;
+    fn short_sgr<E: Events>(&mut self, pos: usize, len: usize, ev: &mut E) {
+        self.enter_keeping_params(State::CsiEntry, pos, true, ev);
         self.modes.sgr_without_subs(&self.params);
         self.state = State::Ground;
-        ev.finish(pos + 2 + sgr.len, Verdict::Keep);
+        ev.finish(pos + len, Verdict::Keep);
     }
 
     /// The fast path for `ESC [ ...` (SGR is most of colourful output): takes `bytes`, which
@@ -607,11 +590,23 @@ impl TermState {
 
     /// Starts a new sequence at `start` in `state`; `clean` as in [`Events::begin`].
     fn enter<E: Events>(&mut self, state: State, start: usize, clean: bool, ev: &mut E) {
+        self.params.clear();
+        self.enter_keeping_params(state, start, clean, ev);
+    }
+
+    /// [`TermState::enter`] but for clearing the parameters (already read).
+    #[inline(always)]
+    fn enter_keeping_params<E: Events>(
+        &mut self,
+        state: State,
+        start: usize,
+        clean: bool,
+        ev: &mut E,
+    ) {
         self.state = state;
         self.shifted = false;
         self.prefix = 0;
         self.inter = 0;
-        self.params.clear();
         self.osc = OscScan::default();
         self.dcs_query = false;
         ev.begin(start, clean);
