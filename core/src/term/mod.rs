@@ -59,7 +59,7 @@ const MAX_PARAMS: usize = 32;
 const NON_ASCII: u8 = 0xa0;
 
 /// CSI/DCS parameters with sub-parameter marks (`:`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Params {
     vals: [u16; MAX_PARAMS],
     /// Bit `i` set: parameter `i` is a sub-parameter of the one before.
@@ -68,7 +68,59 @@ pub(crate) struct Params {
     full: bool,
 }
 
+/// Equal lists: the slots past `len` hold leftovers of earlier sequences, which nothing
+/// reads (so a fast path may fill them as it likes).
+impl PartialEq for Params {
+    fn eq(&self, other: &Self) -> bool {
+        self.vals[..self.len()] == other.vals[..other.len()]
+            && (self.subs, self.len, self.full) == (other.subs, other.len, other.full)
+    }
+}
+
+impl Eq for Params {}
+
 impl Params {
+    /// Parameters of the short SGRs [`Params::short_sgr`] takes (more: the general path).
+    const SHORT_SGR_PARAMS: usize = 8;
+    /// Digits per parameter it takes (more: the general path, so that no value saturates).
+    const SHORT_SGR_DIGITS: u8 = 4;
+
+    /// Reads `body` (what follows `ESC [`) as an SGR in its most common form, parameters
+    /// of digits and `;` only, few and short, into this list as the general path would
+    /// leave it. Returns the body's length (the final `m` included), or `None` for anything
+    /// else; the slots then hold anything, but the general path starts with a
+    /// [`Params::clear`], after which only the cleared slot is read.
+    #[inline(always)]
+    fn short_sgr(&mut self, body: &[u8]) -> Option<usize> {
+        let mut count = 0;
+        let mut value: u16 = 0;
+        let mut digits: u8 = 0;
+        for (i, &c) in body.iter().enumerate() {
+            match c {
+                b'0'..=b'9' if digits < Params::SHORT_SGR_DIGITS => {
+                    value = value * 10 + u16::from(c - b'0');
+                    digits += 1;
+                }
+                b';' | b'm' => {
+                    *self.vals.get_mut(count)? = if digits > 0 { value } else { EMPTY };
+                    count += 1;
+                    if c == b'm' {
+                        self.len = count as u8;
+                        self.subs = 0;
+                        self.full = false;
+                        return Some(i + 1);
+                    }
+                    if count == Params::SHORT_SGR_PARAMS {
+                        return None;
+                    }
+                    (value, digits) = (0, 0);
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
     fn clear(&mut self) {
         self.vals[0] = EMPTY;
         self.len = 1;
@@ -88,6 +140,49 @@ impl Params {
                     .saturating_mul(10)
                     .saturating_add(u16::from(c - b'0'))
                     .min(EMPTY - 1);
+            }
+        }
+    }
+
+    /// [`Params::put`] for each leading byte of `bytes` in `0x30..=0x3b` (digits, `:`, `;`,
+    /// not `<`): the same values, but a number accumulates in a register and is stored
+    /// once, when it ends. Returns how many bytes it took. Starts a fresh parameter, as
+    /// after [`Params::clear`] or a separator.
+    fn put_run(&mut self, bytes: &[u8]) -> usize {
+        let mut value: u16 = 0;
+        let mut digits = false;
+        let mut i = 0;
+        while let Some(&c) = bytes.get(i) {
+            match c {
+                b'0'..=b'9' => {
+                    // `put`'s saturating steps, in one: the result is below 2^16 either way.
+                    let next = u32::from(value) * 10 + u32::from(c - b'0');
+                    value = next.min(u32::from(EMPTY - 1)) as u16;
+                    digits = true;
+                }
+                b':' | b';' => {
+                    self.store_last(value, digits);
+                    self.push(c == b':');
+                    value = 0;
+                    digits = false;
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        self.store_last(value, digits);
+        i
+    }
+
+    /// Stores the value of the parameter being read, as `put` would have left it: nothing
+    /// without digits (it stays empty) or once the list is full (digits are ignored then).
+    fn store_last(&mut self, value: u16, digits: bool) {
+        if digits && !self.full {
+            if let Some(last) = usize::from(self.len)
+                .checked_sub(1)
+                .and_then(|k| self.vals.get_mut(k))
+            {
+                *last = value;
             }
         }
     }
@@ -316,7 +411,7 @@ impl TermState {
             // Text runs: a scan without state dispatch (printable ASCII in ground state
             // first, the common case, without the general look at the state).
             if self.at_safe_cut() {
-                i += printable_ascii_prefix(&bytes[i..]);
+                i += self.ground_run(&bytes[i..], base + i, ev);
             }
             if bytes
                 .get(i)
@@ -332,6 +427,48 @@ impl TermState {
                 i += 1;
             }
         }
+    }
+
+    /// From a safe cut: printable ASCII and CSI sequences for as long as each sequence
+    /// ends back at a safe cut, the usual shape of colourful output (`ESC [ 31 m word
+    /// ESC [ 0 m`), without going round [`TermState::feed`]'s general loop for each piece.
+    /// Stops before any other byte, or inside a CSI the fast path left unfinished.
+    /// Returns how many bytes it consumed.
+    #[inline]
+    fn ground_run<E: Events>(&mut self, bytes: &[u8], base: usize, ev: &mut E) -> usize {
+        let mut i = 0;
+        loop {
+            i += printable_ascii_prefix(&bytes[i..]);
+            match bytes.get(i) {
+                Some(0x1b) if bytes.get(i + 1) == Some(&b'[') => {
+                    if let Some(len) = self.params.short_sgr(&bytes[i + 2..]) {
+                        self.short_sgr(base + i, 2 + len, ev);
+                        i += 2 + len;
+                        continue;
+                    }
+                    // What `byte` does for an ESC at a safe cut, then `reenter` for the `[`.
+                    self.enter(State::CsiEntry, base + i, true, ev);
+                    i += self.csi_run(&bytes[i..], base + i, ev);
+                    if self.state != State::Ground {
+                        return i;
+                    }
+                }
+                // Line ends, tabs, bells, DEL: in ground state they change nothing tracked
+                // (unlike SO and SI, which shift charsets, and ESC).
+                Some(&c) if is_inert_in_ground(c) => i += 1,
+                _ => return i,
+            }
+        }
+    }
+
+    /// The rest of what the general path does for an SGR of `len` bytes at `pos`, from a
+    /// safe cut, whose parameters [`Params::short_sgr`] has read.
+    #[inline(always)]
+    fn short_sgr<E: Events>(&mut self, pos: usize, len: usize, ev: &mut E) {
+        self.enter_keeping_params(State::CsiEntry, pos, true, ev);
+        self.modes.sgr_without_subs(&self.params);
+        self.state = State::Ground;
+        ev.finish(pos + len, Verdict::Keep);
     }
 
     /// The fast path for `ESC [ ...` (SGR is most of colourful output): takes `bytes`, which
@@ -354,16 +491,23 @@ impl TermState {
             }
             self.reenter(State::CsiEntry);
         }
+        self.csi_run(bytes, pos, ev)
+    }
+
+    /// [`TermState::escape_run`] after the `ESC [` (at `bytes[..2]`, the ESC at `pos`):
+    /// the CSI's prefix, parameters, intermediates and final byte in a tight loop.
+    #[inline(always)]
+    fn csi_run<E: Events>(&mut self, bytes: &[u8], pos: usize, ev: &mut E) -> usize {
         let mut i = 2;
         if let Some(&c @ 0x3c..=0x3f) = bytes.get(i) {
             self.prefix = c;
             self.state = State::CsiParam;
             i += 1;
         }
-        while let Some(&c @ 0x30..=0x3b) = bytes.get(i) {
-            self.params.put(c);
+        let run = self.params.put_run(&bytes[i..]);
+        if run > 0 {
             self.state = State::CsiParam;
-            i += 1;
+            i += run;
         }
         while let Some(&c @ 0x20..=0x2f) = bytes.get(i) {
             self.collect(c);
@@ -373,7 +517,14 @@ impl TermState {
         match bytes.get(i) {
             Some(&c @ 0x40..=0x7e) => {
                 self.state = State::Ground;
-                let verdict = self.csi_dispatch(c);
+                let verdict = if (self.prefix, self.inter, c) == (0, 0, b'm') {
+                    // SGR, most of colourful output: straight to the pen, no query table
+                    // (what `csi_dispatch` does for it, without the call).
+                    self.modes.sgr(&self.params);
+                    Verdict::Keep
+                } else {
+                    self.csi_dispatch(c)
+                };
                 ev.finish(pos + i + 1, verdict);
                 i + 1
             }
@@ -429,11 +580,23 @@ impl TermState {
 
     /// Starts a new sequence at `start` in `state`; `clean` as in [`Events::begin`].
     fn enter<E: Events>(&mut self, state: State, start: usize, clean: bool, ev: &mut E) {
+        self.params.clear();
+        self.enter_keeping_params(state, start, clean, ev);
+    }
+
+    /// [`TermState::enter`] but for clearing the parameters (already read).
+    #[inline(always)]
+    fn enter_keeping_params<E: Events>(
+        &mut self,
+        state: State,
+        start: usize,
+        clean: bool,
+        ev: &mut E,
+    ) {
         self.state = state;
         self.shifted = false;
         self.prefix = 0;
         self.inter = 0;
-        self.params.clear();
         self.osc = OscScan::default();
         self.dcs_query = false;
         ev.begin(start, clean);
@@ -793,6 +956,11 @@ fn inert_utf8_prefix(rest: &[u8]) -> usize {
 /// Bytes [`inert_utf8_prefix`] looks at per step: small, so a run an invalid byte ends
 /// early costs little, and large enough that whole lines of text take few steps.
 const INERT_BLOCK: usize = 64;
+
+/// ASCII controls (and DEL) that leave the parser in ground state with nothing changed.
+fn is_inert_in_ground(c: u8) -> bool {
+    (c < 0x20 && !matches!(c, 0x0e | 0x0f | 0x1b)) || c == 0x7f
+}
 
 /// The length of the leading run of printable ASCII (0x20..=0x7E), found eight bytes at a
 /// time: text runs are most of any output, and a byte-at-a-time search costs a compare and a

@@ -53,6 +53,58 @@ struct Pen {
     ul_color: Color,
 }
 
+impl Pen {
+    /// One SGR parameter that takes no others with it (all but 38, 48, 58 and `4:n`).
+    #[inline(always)]
+    fn simple_sgr(&mut self, p: u16) {
+        match p {
+            0 => *self = Pen::default(),
+            1 => self.attrs |= BOLD,
+            2 => self.attrs |= DIM,
+            3 => self.attrs |= ITALIC,
+            4 => self.underline = 1,
+            5 => self.attrs |= BLINK,
+            7 => self.attrs |= INVERSE,
+            8 => self.attrs |= INVISIBLE,
+            9 => self.attrs |= STRIKE,
+            21 => self.underline = 2,
+            22 => self.attrs &= !(BOLD | DIM),
+            23 => self.attrs &= !ITALIC,
+            24 => self.underline = 0,
+            25 => self.attrs &= !BLINK,
+            27 => self.attrs &= !INVERSE,
+            28 => self.attrs &= !INVISIBLE,
+            29 => self.attrs &= !STRIKE,
+            53 => self.attrs |= OVERLINE,
+            55 => self.attrs &= !OVERLINE,
+            39 => self.fg = Color::Default,
+            49 => self.bg = Color::Default,
+            59 => self.ul_color = Color::Default,
+            p @ 30..=37 => self.fg = ansi(p - 30),
+            p @ 90..=97 => self.fg = ansi(p - 90 + 8),
+            p @ 40..=47 => self.bg = ansi(p - 40),
+            p @ 100..=107 => self.bg = ansi(p - 100 + 8),
+            _ => {}
+        }
+    }
+
+    /// An extended colour (38 fg, 48 bg, 58 underline) at parameter `i` with `subs`
+    /// sub-parameters: sets it if it is valid, returns the index after what it used. Out
+    /// of line: the scanner's hot path inlines SGR but for this.
+    #[inline(never)]
+    fn extended_sgr(&mut self, p: u16, params: &Params, i: usize, subs: usize) -> usize {
+        let (color, used) = extended_color(params, i, subs);
+        if let Some(c) = color {
+            match p {
+                38 => self.fg = c,
+                48 => self.bg = c,
+                _ => self.ul_color = c,
+            }
+        }
+        used.max(i + 1)
+    }
+}
+
 /// Mouse reporting protocol (one at a time, as in xterm.js).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Mouse {
@@ -297,58 +349,52 @@ impl Modes {
         }
     }
 
-    /// SGR.
+    /// SGR. Inlined into the scanner's CSI fast path; the rare forms stay out of line.
+    #[inline]
     pub(super) fn sgr(&mut self, params: &Params) {
+        if params.subs == 0 {
+            self.sgr_without_subs(params);
+        } else {
+            self.sgr_with_subs(params);
+        }
+    }
+
+    /// SGR without sub-parameters (`:`), the common form: what [`Modes::sgr_with_subs`]
+    /// does for it, without looking for sub-parameters after every parameter.
+    #[inline(always)]
+    pub(super) fn sgr_without_subs(&mut self, params: &Params) {
+        let mut i = 0;
+        while i < params.len() {
+            match params.get(i) {
+                p @ (38 | 48 | 58) => i = self.pen.extended_sgr(p, params, i, 0),
+                p => {
+                    self.pen.simple_sgr(p);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// SGR in its general form, sub-parameters included.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn sgr_with_subs(&mut self, params: &Params) {
         let pen = &mut self.pen;
         let mut i = 0;
         while i < params.len() {
             let subs = params.subs_after(i);
             let next = i + 1 + subs;
             match params.get(i) {
-                0 => *pen = Pen::default(),
-                1 => pen.attrs |= BOLD,
-                2 => pen.attrs |= DIM,
-                3 => pen.attrs |= ITALIC,
                 4 if subs > 0 => {
                     if let Ok(style @ 0..=5) = u8::try_from(params.get(i + 1)) {
                         pen.underline = style;
                     }
                 }
-                4 => pen.underline = 1,
-                5 => pen.attrs |= BLINK,
-                7 => pen.attrs |= INVERSE,
-                8 => pen.attrs |= INVISIBLE,
-                9 => pen.attrs |= STRIKE,
-                21 => pen.underline = 2,
-                22 => pen.attrs &= !(BOLD | DIM),
-                23 => pen.attrs &= !ITALIC,
-                24 => pen.underline = 0,
-                25 => pen.attrs &= !BLINK,
-                27 => pen.attrs &= !INVERSE,
-                28 => pen.attrs &= !INVISIBLE,
-                29 => pen.attrs &= !STRIKE,
-                53 => pen.attrs |= OVERLINE,
-                55 => pen.attrs &= !OVERLINE,
-                39 => pen.fg = Color::Default,
-                49 => pen.bg = Color::Default,
-                59 => pen.ul_color = Color::Default,
-                p @ 30..=37 => pen.fg = ansi(p - 30),
-                p @ 90..=97 => pen.fg = ansi(p - 90 + 8),
-                p @ 40..=47 => pen.bg = ansi(p - 40),
-                p @ 100..=107 => pen.bg = ansi(p - 100 + 8),
                 p @ (38 | 48 | 58) => {
-                    let (color, used) = extended_color(params, i, subs);
-                    if let Some(c) = color {
-                        match p {
-                            38 => pen.fg = c,
-                            48 => pen.bg = c,
-                            _ => pen.ul_color = c,
-                        }
-                    }
-                    i = used.max(i + 1);
+                    i = pen.extended_sgr(p, params, i, subs);
                     continue;
                 }
-                _ => {}
+                p => pen.simple_sgr(p),
             }
             i = next;
         }

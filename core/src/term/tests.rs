@@ -750,11 +750,28 @@ fn csi_garbage() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|body| [&b"\x1b["[..], &body].concat())
 }
 
+/// CSIs with long parameter lists (around the 32 kept) and long numbers (around the
+/// 65534 a parameter saturates at), which the parameter fast path must store as `put` does.
+fn csi_long() -> impl Strategy<Value = Vec<u8>> {
+    let param = prop_oneof!["[0-9]{0,3}", "[0-9]{4,7}", Just("65535".to_string())];
+    let list = prop::collection::vec((param, prop::sample::select(vec![";", ":"])), 25..40);
+    (list, prop::sample::select(b"mHhr".to_vec())).prop_map(|(ps, fin)| {
+        let mut out = b"\x1b[".to_vec();
+        for (p, sep) in ps {
+            out.extend_from_slice(p.as_bytes());
+            out.extend_from_slice(sep.as_bytes());
+        }
+        out.push(fin);
+        out
+    })
+}
+
 /// Streams for the fast paths: generated pieces, CSI garbage and ASCII text between.
 fn fast_path_stream() -> impl Strategy<Value = Vec<u8>> {
     let part = prop_oneof![
         2 => piece(),
         2 => csi_garbage(),
+        1 => csi_long(),
         1 => "[ -~]{0,20}".prop_map(String::into_bytes),
     ];
     prop::collection::vec(part, 0..30).prop_map(|ps| ps.concat())
@@ -824,4 +841,36 @@ fn inert_utf8_prefix_continues_a_character_cut_by_a_step() {
     assert_eq!(inert_utf8_prefix(&bytes[..65]), 63);
     bytes[64] = b'A'; // the first character made invalid: the run ends before it
     assert_eq!(inert_utf8_prefix(&bytes), 63);
+}
+
+proptest! {
+    #[test]
+    fn sgr_without_subs_applies_like_the_general_sgr(
+        start in stream(),
+        vals in prop::collection::vec(
+            prop_oneof![
+                0u16..110,
+                prop::sample::select(vec![38u16, 48, 58, 2, 5]),
+                Just(EMPTY),
+                any::<u16>(),
+            ],
+            0..40,
+        ),
+    ) {
+        let mut params = Params::default();
+        params.clear();
+        for (k, v) in vals.iter().enumerate() {
+            if k > 0 {
+                params.push(false);
+            }
+            if !params.full {
+                params.vals[params.len() - 1] = *v;
+            }
+        }
+        let mut fast = state_after(&start).modes().clone();
+        let mut general = fast.clone();
+        fast.sgr_without_subs(&params);
+        general.sgr_with_subs(&params);
+        prop_assert_eq!(fast, general);
+    }
 }
