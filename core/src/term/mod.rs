@@ -918,36 +918,31 @@ impl TermState {
 /// 0xC2 (the lead of U+0080..U+00BF, among them the C1 controls): a run the standard
 /// validator accepts decodes to whole characters >= U+00A0 there.
 ///
-/// It looks at most [`INERT_BLOCK`] bytes past what it returns. Searching the whole rest
-/// for the first control before validating costs the rest's length each time an invalid
-/// byte ends the run early, which made text with many invalid bytes and no control
-/// (a long Latin-1 line) quadratic in the length of the read: the fuzzer's "hangs".
+/// It works in steps of [`INERT_BLOCK`] bytes, validating each step before searching it
+/// for a stop, so it looks at most one step past what it returns, and at nothing past an
+/// invalid byte. Searching the whole rest for the first stop before validating cost the
+/// rest's length each time an invalid byte ended the run early, which made text with
+/// many invalid bytes and no control (a long Latin-1 line) quadratic in the length of the
+/// read: the fuzzer's "hangs".
 fn inert_utf8_prefix(rest: &[u8]) -> usize {
     let mut done = 0;
     loop {
         let block = &rest[done..rest.len().min(done + INERT_BLOCK)];
-        let stop = block
+        let (valid, cut_character) = match std::str::from_utf8(block) {
+            Ok(_) => (block.len(), false),
+            Err(e) => (e.valid_up_to(), e.error_len().is_none()),
+        };
+        if let Some(stop) = block[..valid]
             .iter()
-            .position(|&b| b < 0x20 || b == 0x7f || b == 0xc2);
-        let run = &block[..stop.unwrap_or(block.len())];
-        match std::str::from_utf8(run) {
-            Ok(_) => done += run.len(),
-            Err(e) => {
-                done += e.valid_up_to();
-                // A character cut by the block's end (not by a stop, not by the end of the
-                // bytes) continues in the next block; any other error ends the run. A
-                // character is at most 4 bytes, so the block made progress.
-                let cut_by_block = e.error_len().is_none()
-                    && stop.is_none()
-                    && block.len() == INERT_BLOCK
-                    && done < rest.len();
-                if cut_by_block {
-                    continue;
-                }
-                return done;
-            }
+            .position(|&b| b < 0x20 || b == 0x7f || b == 0xc2)
+        {
+            return done + stop;
         }
-        if stop.is_some() || done == rest.len() {
+        done += valid;
+        // Only a character cut by the step's end (not by the end of the bytes) goes on in
+        // the next step; a character is at most 4 bytes, so this step made progress.
+        let cut_by_step = cut_character && block.len() == INERT_BLOCK;
+        if done == rest.len() || (valid < block.len() && !cut_by_step) {
             return done;
         }
     }
