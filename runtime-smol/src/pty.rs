@@ -9,7 +9,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
-use async_io::Async;
 use axs_core::http::Response;
 use axs_core::limits::INPUT_BACKLOG;
 use axs_core::server::{Reservation, Server, SessionId};
@@ -18,6 +17,7 @@ use axs_pty::WinSize;
 use smol::Task;
 
 use crate::driver::Driver;
+use crate::reactor::Async;
 use crate::wake::Wake;
 
 /// The runtime's side of one session's pty master.
@@ -280,13 +280,14 @@ mod tests {
         let mut buf = vec![0u8; 64 * 1024];
         let n = slave.read(&mut buf).unwrap();
         let mut got = buf[..n].to_vec();
-        let room = future::block_on(future::or(
+        let room = crate::reactor::block_on(future::or(
             async { io.master.writable().await.is_ok() },
             async {
-                async_io::Timer::after(Duration::from_secs(5)).await;
+                crate::reactor::Timer::after(Duration::from_secs(5)).await;
                 false
             },
-        ));
+        ))
+        .unwrap();
         assert!(room, "the pty had no room within 5 s of a read");
         io.queue_input(b"key");
         while got.len() < paste.len() + 3 {
