@@ -10,7 +10,6 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 
-use async_io::Async;
 use axs_core::admission::{Admission, ConnId};
 use axs_core::api::Policy;
 use axs_core::conn::{ConnEvent, Connection, Request};
@@ -21,6 +20,7 @@ use axs_core::time::Time;
 use futures_lite::future;
 
 use crate::driver::Driver;
+use crate::reactor::Async;
 use crate::wake::Wake;
 use crate::{job, pty, ws};
 

@@ -21,9 +21,10 @@ use axs_core::time::Time;
 use axs_host::Clock;
 use axs_pty::{SpawnOptions, WinSize};
 use smol::channel::{self, Receiver, Sender};
-use smol::{LocalExecutor, Task, Timer};
+use smol::{LocalExecutor, Task};
 
 use crate::pty::SessionIo;
+use crate::reactor::Timer;
 use crate::wake::Wake;
 
 /// What the runtime holds for one `execute-command` job; gone once both are taken.

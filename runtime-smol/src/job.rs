@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::rc::Rc;
 
-use async_io::Async;
 use axs_core::http::Response;
 use axs_core::job::JobId;
 use axs_core::server::Server;
@@ -15,6 +14,7 @@ use axs_pty::Spawned;
 
 use crate::driver::Driver;
 use crate::pty::read_into_core;
+use crate::reactor::Async;
 
 /// Runs job `job` (`sh -c command` in `cwd`) and returns its answer; `None` if nobody
 /// answered (the driver went away).

@@ -1,7 +1,9 @@
 //! axs: the terminal server on smol.
 //!
-//! One thread runs everything: one executor, one reactor (async-io keeps a helper thread
-//! that polls the reactor while this one is busy, whatever the number of sessions).
+//! One thread runs everything: one executor and one reactor, both driven by this thread
+//! ([`reactor`]: it waits in `epoll_wait` itself, so an event after a pause wakes it
+//! directly). async-io's helper thread remains, only for async-signal's SIGINT/SIGTERM
+//! pipe: two threads whatever the number of sessions.
 //! The table of contents:
 //! - start-up: parse flags, find the program, bind (`axs_host::start_up`), watch
 //!   the listener and signals, tell the ready pipe ([`main`]);
@@ -20,13 +22,13 @@ mod driver;
 mod job;
 mod lsp;
 mod pty;
+mod reactor;
 mod wake;
 mod ws;
 
 use std::net::{TcpListener, TcpStream};
 use std::rc::Rc;
 
-use async_io::Async;
 use async_signal::{Signal, Signals};
 use axs_core::server::Server;
 use axs_pty::{SigchldPipe, SpawnOptions};
@@ -34,6 +36,7 @@ use futures_lite::StreamExt;
 use smol::LocalExecutor;
 
 use crate::driver::Driver;
+use crate::reactor::Async;
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -118,7 +121,10 @@ fn run(server: Server, program: SpawnOptions, reactor: Reactor) {
         driver.call(|server, now| server.shutdown(now));
         driver.exited().await;
     };
-    async_io::block_on(executor.run(main));
+    if let Err(e) = reactor::run(&executor, main) {
+        log::error!("the event loop failed: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Serves an accepted connection as a task of its own.
@@ -139,7 +145,7 @@ pub(crate) async fn accept_connections(
                 if pause.is_zero() {
                     futures_lite::future::yield_now().await;
                 } else {
-                    async_io::Timer::after(pause).await;
+                    reactor::Timer::after(pause).await;
                 }
             }
         }

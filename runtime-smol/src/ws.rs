@@ -8,7 +8,6 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
-use async_io::{Async, Timer};
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use async_tungstenite::tungstenite::{Error, Message};
 use async_tungstenite::{WebSocketReceiver, WebSocketSender, WebSocketStream};
@@ -20,6 +19,7 @@ use futures_lite::{future, AsyncReadExt};
 use futures_util::{SinkExt, StreamExt};
 
 use crate::driver::Driver;
+use crate::reactor::{Async, Timer};
 use crate::wake::Wake;
 
 type Socket = Async<TcpStream>;

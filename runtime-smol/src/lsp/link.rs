@@ -17,7 +17,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use async_io::Async;
 use async_tungstenite::tungstenite::error::CapacityError;
 use async_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use async_tungstenite::tungstenite::{Error, Message};
@@ -31,6 +30,7 @@ use futures_util::{SinkExt, StreamExt};
 use smol::Task;
 
 use super::Hub;
+use crate::reactor::Async;
 use crate::wake::Wake;
 
 /// What the stdin writer is asked to do next.

@@ -21,7 +21,6 @@ use std::ffi::OsString;
 use std::net::{Shutdown, TcpStream};
 use std::rc::Rc;
 
-use async_io::{Async, Timer};
 use async_signal::Signal;
 use axs_core::conn::{ConnEvent, Connection, Request};
 use axs_core::http::{RequestHead, Response};
@@ -35,6 +34,7 @@ use futures_lite::StreamExt;
 use smol::{LocalExecutor, Task};
 
 use crate::conn::{connection_ready, read_into, write_from, SocketReady};
+use crate::reactor::{Async, Timer};
 use crate::wake::Wake;
 use crate::{accept_connections, watch_children, Reactor};
 use link::LinkIo;
@@ -227,7 +227,10 @@ fn run(bridge: Bridge, program: PipedOptions, reactor: Reactor) {
         acceptor.cancel().await;
         hub.shut_down().await;
     };
-    async_io::block_on(executor.run(main));
+    if let Err(e) = crate::reactor::run(&executor, main) {
+        log::error!("the event loop failed: {e}");
+        std::process::exit(1);
+    }
 }
 
 type Socket = Async<TcpStream>;
