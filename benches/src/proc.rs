@@ -176,6 +176,13 @@ impl Server {
             return None;
         }
         self.stopped = true;
+        // Only sessions that are still the server's children now can outlive it. A pid
+        // from the list that ended long ago may lead another run's session by now (pids
+        // wrap at 32768 here, and a soak churns tens of thousands of sessions): killing
+        // its group killed other soaks' sessions ("session exited" failures).
+        // A server killed before (no longer running) left its sessions to init: then every
+        // listed pid is looked at, as before.
+        let live = self.is_running().then(|| children(self.pid()));
         let started = Instant::now();
         if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
             let _ = rustix::process::kill_process(pid, Signal::TERM);
@@ -194,8 +201,9 @@ impl Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        for &pid in &self.sessions {
-            kill_stray_group(pid);
+        let outlived = |pid: &&u32| live.as_ref().is_none_or(|live| live.contains(pid));
+        for pid in self.sessions.iter().filter(outlived) {
+            kill_stray_group(*pid);
         }
         exited.then_some(took)
     }
@@ -387,18 +395,32 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
-/// How many processes descend from `pid` (children, their children, ...), from `/proc`.
-pub fn descendants(pid: u32) -> u64 {
+/// Every process and its parent, from `/proc`.
+fn parents() -> Vec<(u32, u32)> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return 0;
+        return Vec::new();
     };
-    let parents: Vec<(u32, u32)> = entries
+    entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|p| {
             let ppid = stat_fields(p).ok()?.get(1)?.parse::<u32>().ok()?;
             Some((p, ppid))
         })
-        .collect();
+        .collect()
+}
+
+/// The children of `pid` (zombies included), from `/proc`.
+pub fn children(pid: u32) -> Vec<u32> {
+    parents()
+        .into_iter()
+        .filter(|&(_, parent)| parent == pid)
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// How many processes descend from `pid` (children, their children, ...), from `/proc`.
+pub fn descendants(pid: u32) -> u64 {
+    let parents = parents();
     let mut family = vec![pid];
     let mut at = 0;
     while let Some(&parent) = family.get(at) {

@@ -196,13 +196,19 @@ impl Proc {
     }
 
     fn stop(&mut self) {
+        // Only sessions that are still the server's children now can outlive it; an older
+        // pid may lead another test's session by now (pids wrap). A server killed before
+        // left its sessions to init: then every listed pid is looked at.
+        let running = matches!(self.child.try_wait(), Ok(None));
+        let live = running.then(|| procfs::children(self.child.id()));
         self.signal(Signal::TERM);
         if self.wait_timeout(STOP_TIMEOUT).is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
         let sessions = self.sessions.lock().map(|s| s.clone()).unwrap_or_default();
-        for pid in sessions {
+        let outlived = |pid: &u32| live.as_ref().is_none_or(|live| live.contains(pid));
+        for pid in sessions.into_iter().filter(outlived) {
             kill_stray_group(pid);
         }
     }
