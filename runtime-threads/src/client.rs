@@ -1,4 +1,5 @@
-//! One attached WebSocket client: two threads over one TCP socket.
+//! One attached WebSocket client: two threads over one TCP socket (one descriptor, shared:
+//! every descriptor held makes each new session's spawn copy a larger table).
 //!
 //! - The reader (the connection's own thread, after the 101) blocks in `read`; text and
 //!   binary messages go to `server.input` (and the resulting input to the pty, see
@@ -32,11 +33,11 @@ use crate::shared::Shared;
 const STACK_SIZE: usize = 256 * 1024;
 
 /// The reader's side of the socket: writes (tungstenite's automatic replies) go nowhere.
-struct ReadHalf(TcpStream);
+struct ReadHalf(Arc<TcpStream>);
 
 impl Read for ReadHalf {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        (&*self.0).read(buf)
     }
 }
 
@@ -50,7 +51,7 @@ impl Write for ReadHalf {
 }
 
 /// The writer's side of the socket: it never reads.
-struct WriteHalf(TcpStream);
+struct WriteHalf(Arc<TcpStream>);
 
 impl Read for WriteHalf {
     fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
@@ -60,10 +61,10 @@ impl Read for WriteHalf {
 
 impl Write for WriteHalf {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        (&*self.0).write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        (&*self.0).flush()
     }
 }
 
@@ -77,6 +78,7 @@ pub fn serve(
     signal: &Arc<ClientSignal>,
     input: Option<&InputQueue>,
 ) {
+    let stream = Arc::new(stream);
     let writer = start_writer(shared, client, &stream, signal);
     match &writer {
         Ok(_) => {
@@ -100,12 +102,12 @@ pub fn serve(
 fn start_writer(
     shared: &Arc<Shared>,
     client: ClientId,
-    stream: &TcpStream,
+    stream: &Arc<TcpStream>,
     signal: &Arc<ClientSignal>,
 ) -> io::Result<JoinHandle<()>> {
-    let socket = stream.try_clone()?;
+    let socket = Arc::clone(stream);
     let mut ws = WebSocket::from_raw_socket(
-        WriteHalf(stream.try_clone()?),
+        WriteHalf(Arc::clone(stream)),
         Role::Server,
         Some(ws::config()),
     );
