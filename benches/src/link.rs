@@ -115,6 +115,105 @@ impl Drop for PtyLink {
     }
 }
 
+/// The least any TCP-fronted server can add to a bare pty: a loopback TCP connection
+/// relayed to and from a pty by two threads with blocking `read`s (socket → master,
+/// master → socket), no HTTP, no WebSocket, no core. The typing floor for a server.
+pub struct RelayLink {
+    client: TcpStream,
+    pty: PtyLink,
+    relays: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl RelayLink {
+    /// Runs `sh -c script` on a blocking pty and relays it over a new loopback connection.
+    pub fn spawn(script: &str) -> Result<RelayLink, String> {
+        let pty = PtyLink::spawn_blocking(script)?;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("relay bind: {e}"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| format!("relay address: {e}"))?
+            .port();
+        let client = connect_loopback(port)?;
+        let (served, _) = listener
+            .accept()
+            .map_err(|e| format!("relay accept: {e}"))?;
+        served
+            .set_nodelay(true)
+            .map_err(|e| format!("relay nodelay: {e}"))?;
+        let clone_master = || {
+            pty.master
+                .try_clone()
+                .map_err(|e| format!("relay dup: {e}"))
+        };
+        let clone_socket = || served.try_clone().map_err(|e| format!("relay dup: {e}"));
+        let inbound = relay_thread(clone_socket()?, clone_master()?)?;
+        let outbound = relay_thread(clone_master()?, served)?;
+        Ok(RelayLink {
+            client,
+            pty,
+            relays: vec![inbound, outbound],
+        })
+    }
+}
+
+/// Copies `from` to `to` on a new thread until either side ends or fails.
+fn relay_thread(
+    mut from: impl Read + Send + 'static,
+    mut to: impl Write + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, String> {
+    std::thread::Builder::new()
+        .name("relay".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) if to.write_all(&buf[..n]).is_ok() => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    _ => return,
+                }
+            }
+        })
+        .map_err(|e| format!("relay thread: {e}"))
+}
+
+impl Link for RelayLink {
+    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.client
+            .write_all(bytes)
+            .map_err(|e| format!("relay write: {e}"))
+    }
+
+    fn recv(&mut self, out: &mut Vec<u8>) -> Result<usize, String> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.client.read(&mut buf) {
+                Ok(0) => return Err("relay: end of file".into()),
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("relay read: {e}")),
+            }
+        }
+    }
+}
+
+impl Drop for RelayLink {
+    fn drop(&mut self) {
+        // The socket's end stops the inbound thread; the program's end (the pty's drop
+        // kills its group) gives the outbound thread EIO.
+        let _ = self.client.shutdown(std::net::Shutdown::Both);
+        let _ = axs_pty::hangup_group(self.pty.pid);
+        let _ = axs_pty::kill_group(self.pty.pid);
+        for relay in self.relays.drain(..) {
+            let _ = relay.join();
+        }
+    }
+}
+
 /// A TCP connection to the server on loopback `port`, as the load clients use it:
 /// TCP_NODELAY (small frames are measured, not batched) and [`STALL`] as the read timeout.
 pub fn connect_loopback(port: u16) -> Result<TcpStream, String> {

@@ -298,6 +298,10 @@ pub fn free_port() -> Result<u16, String> {
 pub struct Footprint {
     /// Resident set size, KiB (`VmRSS`).
     pub rss_kib: u64,
+    /// Of which anonymous memory, KiB (`RssAnon`: the heap, stacks, arenas).
+    pub rss_anon_kib: u64,
+    /// Of which file-backed pages, KiB (`RssFile`: the binary's and libraries' pages touched).
+    pub rss_file_kib: u64,
     /// Threads.
     pub threads: u64,
     /// Open descriptors.
@@ -321,6 +325,8 @@ pub fn footprint(pid: u32) -> Result<Footprint, String> {
         .count() as u64;
     Ok(Footprint {
         rss_kib: field("VmRSS:"),
+        rss_anon_kib: field("RssAnon:"),
+        rss_file_kib: field("RssFile:"),
         threads: field("Threads:"),
         fds,
     })

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::link::{create_session, recv_until, Link, PtyLink, WsLink};
+use crate::link::{create_session, recv_until, Link, PtyLink, RelayLink, WsLink};
 use crate::proc::{children_cpu_time, cpu_time, run_time, Footprint, Server};
 use crate::stats::{curve_windows, percentile, sorted_micros};
 
@@ -179,6 +179,15 @@ pub fn ceiling_bulk(file: &Path, content: &[u8]) -> Result<Bulk, String> {
     Ok(after.since(&before, content.len(), took))
 }
 
+/// The bulk throughput (MiB/s) of `cat` of the file on a bare pty relayed over loopback
+/// TCP by a [`RelayLink`]: what any server's extra hop leaves of the ceiling.
+pub fn relay_bulk(file: &Path, content: &[u8]) -> Result<f64, String> {
+    let mut relay = RelayLink::spawn(&bulk_script(file))?;
+    wait_ready(&mut relay)?;
+    let took = bulk_receive(&mut relay, content)?;
+    Ok(mib_per_s(content.len(), took))
+}
+
 /// Starts `bin` running `script` for every session.
 fn start(bin: &Path, script: &str, extra: &[&str]) -> Result<Server, String> {
     let cmd = command(script);
@@ -195,11 +204,15 @@ fn open_session(server: &mut Server) -> Result<WsLink, String> {
 }
 
 /// Keystroke echo on a bare pty and through each server, side by side: the round trips
-/// alternate between the targets (pty, server 1, server 2, pty, ...), so a noisy moment on
-/// a shared machine hits every target alike. One result per target, the pty's first.
+/// alternate between the targets (pty, relay, server 1, server 2, pty, ...), so a noisy
+/// moment on a shared machine hits every target alike. One result per target: the pty,
+/// the [`RelayLink`] (the least a server adds), then the servers.
 pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, String>> {
     let mut servers = Vec::new();
-    let mut links = vec![pty_link(PtyLink::spawn(ECHO_SCRIPT))];
+    let mut links = vec![
+        pty_link(PtyLink::spawn(ECHO_SCRIPT)),
+        relay_link(RelayLink::spawn(ECHO_SCRIPT)),
+    ];
     links.extend(
         bins.iter()
             .map(|bin| server_link(&mut servers, bin, ECHO_SCRIPT)),
@@ -224,7 +237,7 @@ pub struct Typed {
 /// pty read with `poll`, on one read with blocking `read`s (the kernel's floor), and
 /// through each server. Interleaved as [`echo_side_by_side`], then a pause of `think`:
 /// every target sees a gap of at least `think` before each keystroke. One result per
-/// target: the polled pty, the blocking pty, then the servers.
+/// target: the polled pty, the blocking pty, the [`RelayLink`], then the servers.
 pub fn typing_side_by_side(
     bins: &[&Path],
     rounds: usize,
@@ -234,8 +247,9 @@ pub fn typing_side_by_side(
     let mut links = vec![
         pty_link(PtyLink::spawn(ECHO_SCRIPT)),
         pty_link(PtyLink::spawn_blocking(ECHO_SCRIPT)),
+        relay_link(RelayLink::spawn(ECHO_SCRIPT)),
     ];
-    let mut pids = vec![None, None];
+    let mut pids = vec![None, None, None];
     for bin in bins {
         links.push(server_link(&mut servers, bin, ECHO_SCRIPT));
         let started = links.last().is_some_and(Result::is_ok);
@@ -269,6 +283,10 @@ type BoxedLink = Result<Box<dyn Link + Send>, String>;
 
 fn pty_link(pty: Result<PtyLink, String>) -> BoxedLink {
     pty.map(|p| Box::new(p) as Box<dyn Link + Send>)
+}
+
+fn relay_link(relay: Result<RelayLink, String>) -> BoxedLink {
+    relay.map(|r| Box::new(r) as Box<dyn Link + Send>)
 }
 
 /// Starts `bin` running `script` (kept in `servers`) and attaches to one session.

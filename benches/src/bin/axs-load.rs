@@ -29,6 +29,9 @@ const ATTACHES: usize = 20;
 const STARTS: usize = 20;
 /// The typing phases' column for the bare pty read with blocking `read`s.
 const PTY_BLOCKING: &str = "pty, blocking read";
+/// The echo, typing and bulk phases' column for the bare pty relayed over loopback TCP by two
+/// blocking threads: the least any server adds.
+const RELAY: &str = "relay (TCP ↔ pty, 2 threads)";
 /// Phases that run only when `--only` names them.
 const OPT_IN: &[&str] = &["flood"];
 
@@ -276,7 +279,8 @@ fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results)
         }
         None => None,
     };
-    for ((name, _), echo) in servers.iter().zip(echoes) {
+    let names = std::iter::once(RELAY).chain(servers.iter().map(|(n, _)| n.as_str()));
+    for (name, echo) in names.zip(echoes) {
         match echo {
             Ok(echo) => record_echo(results, name, &echo, pty.as_ref()),
             Err(e) => results.problem(rep, name, "echo", e),
@@ -294,7 +298,7 @@ fn typing_phase(
 ) {
     let bins: Vec<&Path> = servers.iter().map(|(_, b)| b.as_path()).collect();
     let typed = scenario::typing_side_by_side(&bins, options.typing_rounds, options.think);
-    let names = [PTY, PTY_BLOCKING]
+    let names = [PTY, PTY_BLOCKING, RELAY]
         .into_iter()
         .chain(servers.iter().map(|(n, _)| n.as_str()));
     let mut typed: Vec<(&str, Result<Typed, String>)> = names.zip(typed).collect();
@@ -379,6 +383,12 @@ fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], resul
             None
         }
     };
+    match scenario::relay_bulk(&file.path, &file.content) {
+        Ok(rate) => {
+            results.record_vs_pty(&bulk_metric(label), RELAY, rate, pty.map(|p| p.mib_per_s))
+        }
+        Err(e) => results.problem(rep, RELAY, &format!("bulk {label}"), e),
+    }
     for (name, bin) in servers {
         match scenario::server_bulk(bin, &file.path, &file.content) {
             Ok(bulk) => record_bulk(results, label, name, &bulk, pty.as_ref()),
@@ -478,10 +488,10 @@ fn print_report(
     fd_limit: u64,
     secs: f64,
 ) {
-    let blocking = results.values.keys().any(|(_, t)| t == PTY_BLOCKING);
-    let names: Vec<&str> = blocking
-        .then_some(PTY_BLOCKING)
+    let measured = |floor: &str| results.values.keys().any(|(_, t)| t == floor);
+    let names: Vec<&str> = [PTY_BLOCKING, RELAY]
         .into_iter()
+        .filter(|floor| measured(floor))
         .chain(options.servers.iter().map(|(n, _)| n.as_str()))
         .collect();
     println!(

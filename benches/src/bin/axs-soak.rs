@@ -234,6 +234,8 @@ fn peak_of(samples: &[Sample]) -> Sample {
         peak.footprint.fds = peak.footprint.fds.max(s.footprint.fds);
         peak.footprint.threads = peak.footprint.threads.max(s.footprint.threads);
         peak.footprint.rss_kib = peak.footprint.rss_kib.max(s.footprint.rss_kib);
+        peak.footprint.rss_anon_kib = peak.footprint.rss_anon_kib.max(s.footprint.rss_anon_kib);
+        peak.footprint.rss_file_kib = peak.footprint.rss_file_kib.max(s.footprint.rss_file_kib);
         peak.processes = peak.processes.max(s.processes);
     }
     peak
@@ -325,6 +327,18 @@ fn print_summary(
         mib(s.rss_kib),
         mib(p.rss_kib),
         mib(e.rss_kib)
+    );
+    println!(
+        "| of which anonymous (MiB) | {:.1} | {:.1} | {:.1} |",
+        mib(s.rss_anon_kib),
+        mib(p.rss_anon_kib),
+        mib(e.rss_anon_kib)
+    );
+    println!(
+        "| of which file-backed (MiB) | {:.1} | {:.1} | {:.1} |",
+        mib(s.rss_file_kib),
+        mib(p.rss_file_kib),
+        mib(e.rss_file_kib)
     );
     println!(
         "| processes | {} | {} | {} |",
