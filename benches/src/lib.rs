@@ -7,12 +7,14 @@
 //! - [`proc`]: a server binary started with a ready FIFO, observed through `/proc`;
 //! - [`link`]: a WebSocket to a session, or a bare pty (the ceiling), behind one trait;
 //! - [`scenario`]: the end-to-end measurements;
-//! - [`soak`]: every kind of load at once, every byte and answer checked (`axs-soak`).
+//! - [`soak`]: every kind of load at once, every byte and answer checked (`axs-soak`);
+//! - [`ttyd`]: ttyd, the reference server, started and spoken to like axs.
 
 pub mod link;
 pub mod proc;
 pub mod scenario;
 pub mod soak;
+pub mod ttyd;
 
 pub mod text {
     //! Deterministic terminal output: what a shell session typically prints.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::link::{create_session, recv_until, Link, PtyLink, RelayLink, WsLink};
 use crate::proc::{children_cpu_time, cpu_time, run_time, Footprint, Server};
 use crate::stats::{curve_windows, percentile, sorted_micros};
+use crate::ttyd::Ttyd;
 
 /// Raw mode, no echo: every byte sent comes back once, from `cat`.
 pub const ECHO_SCRIPT: &str = "stty raw -echo; printf R; exec cat";
@@ -188,6 +189,49 @@ pub fn relay_bulk(file: &Path, content: &[u8]) -> Result<f64, String> {
     Ok(mib_per_s(content.len(), took))
 }
 
+/// A server the echo, typing, flood and bulk phases measure.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// An axs binary (`axs` or `axs-threads`).
+    Axs(&'a Path),
+    /// ttyd 1.7, the reference: one session per WebSocket.
+    Ttyd(&'a Path),
+}
+
+/// A started [`Target`].
+enum Running {
+    Axs(Server),
+    Ttyd(Ttyd),
+}
+
+impl Running {
+    /// Starts `target` with `script` as every session's program.
+    fn start(target: Target, script: &str) -> Result<Running, String> {
+        match target {
+            Target::Axs(bin) => start(bin, script, &[]).map(Running::Axs),
+            Target::Ttyd(bin) => Ttyd::start(bin, &command(script)).map(Running::Ttyd),
+        }
+    }
+
+    /// The server's pid.
+    fn pid(&self) -> u32 {
+        match self {
+            Running::Axs(server) => server.pid(),
+            Running::Ttyd(ttyd) => ttyd.pid(),
+        }
+    }
+
+    /// A new session, attached.
+    fn open(&mut self) -> BoxedLink {
+        match self {
+            Running::Axs(server) => {
+                open_session(server).map(|w| Box::new(w) as Box<dyn Link + Send>)
+            }
+            Running::Ttyd(ttyd) => ttyd.open().map(|t| Box::new(t) as Box<dyn Link + Send>),
+        }
+    }
+}
+
 /// Starts `bin` running `script` for every session.
 fn start(bin: &Path, script: &str, extra: &[&str]) -> Result<Server, String> {
     let cmd = command(script);
@@ -207,7 +251,7 @@ fn open_session(server: &mut Server) -> Result<WsLink, String> {
 /// alternate between the targets (pty, relay, server 1, server 2, pty, ...), so a noisy
 /// moment on a shared machine hits every target alike. One result per target: the pty,
 /// the [`RelayLink`] (the least a server adds), then the servers.
-pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, String>> {
+pub fn echo_side_by_side(bins: &[Target], rounds: usize) -> Vec<Result<Echo, String>> {
     let mut servers = Vec::new();
     let mut links = vec![
         pty_link(PtyLink::spawn(ECHO_SCRIPT)),
@@ -215,7 +259,7 @@ pub fn echo_side_by_side(bins: &[&Path], rounds: usize) -> Vec<Result<Echo, Stri
     ];
     links.extend(
         bins.iter()
-            .map(|bin| server_link(&mut servers, bin, ECHO_SCRIPT)),
+            .map(|bin| server_link(&mut servers, *bin, ECHO_SCRIPT)),
     );
     interleaved_round_trips(links, ECHO_WARMUP, rounds, Duration::ZERO)
 }
@@ -239,7 +283,7 @@ pub struct Typed {
 /// every target sees a gap of at least `think` before each keystroke. One result per
 /// target: the polled pty, the blocking pty, the [`RelayLink`], then the servers.
 pub fn typing_side_by_side(
-    bins: &[&Path],
+    bins: &[Target],
     rounds: usize,
     think: Duration,
 ) -> Vec<Result<Typed, String>> {
@@ -251,9 +295,9 @@ pub fn typing_side_by_side(
     ];
     let mut pids = vec![None, None, None];
     for bin in bins {
-        links.push(server_link(&mut servers, bin, ECHO_SCRIPT));
+        links.push(server_link(&mut servers, *bin, ECHO_SCRIPT));
         let started = links.last().is_some_and(Result::is_ok);
-        pids.push(servers.last().filter(|_| started).map(Server::pid));
+        pids.push(servers.last().filter(|_| started).map(Running::pid));
     }
     let run_times = |pids: &[Option<u32>]| -> Vec<Option<Duration>> {
         let at = |pid: &Option<u32>| pid.and_then(|p| run_time(p).ok());
@@ -289,12 +333,12 @@ fn relay_link(relay: Result<RelayLink, String>) -> BoxedLink {
     relay.map(|r| Box::new(r) as Box<dyn Link + Send>)
 }
 
-/// Starts `bin` running `script` (kept in `servers`) and attaches to one session.
-fn server_link(servers: &mut Vec<Server>, bin: &Path, script: &str) -> BoxedLink {
-    start(bin, script, &[]).and_then(|mut server| {
-        let ws = open_session(&mut server);
+/// Starts `target` running `script` (kept in `servers`) and attaches to one session.
+fn server_link(servers: &mut Vec<Running>, target: Target, script: &str) -> BoxedLink {
+    Running::start(target, script).and_then(|mut server| {
+        let link = server.open();
         servers.push(server);
-        ws.map(|w| Box::new(w) as Box<dyn Link + Send>)
+        link
     })
 }
 
@@ -362,7 +406,7 @@ const FLOOD_RAMP: Duration = Duration::from_millis(300);
 /// floods output that a client thread reads as fast as it can; on `bin` (`None`: two
 /// bare ptys, the floor for the same CPU contention).
 pub fn typing_under_flood(
-    bin: Option<&Path>,
+    bin: Option<Target>,
     rounds: usize,
     think: Duration,
 ) -> Result<Flood, String> {
@@ -371,7 +415,7 @@ pub fn typing_under_flood(
         None => pty_link(PtyLink::spawn(FLOOD_OR_ECHO_SCRIPT)),
         Some(bin) => match servers.first_mut() {
             None => server_link(&mut servers, bin, FLOOD_OR_ECHO_SCRIPT),
-            Some(server) => open_session(server).map(|w| Box::new(w) as Box<dyn Link + Send>),
+            Some(server) => server.open(),
         },
     };
     let mut typed = open()?;
@@ -430,7 +474,37 @@ fn drain_until(link: &mut dyn Link, stop: &std::sync::atomic::AtomicBool) -> Res
 }
 
 /// Bulk output through a server, with the server's CPU time over the run.
-pub fn server_bulk(bin: &Path, file: &Path, content: &[u8]) -> Result<Bulk, String> {
+pub fn server_bulk(target: Target, file: &Path, content: &[u8]) -> Result<Bulk, String> {
+    match target {
+        Target::Axs(bin) => axs_bulk(bin, file, content),
+        Target::Ttyd(bin) => ttyd_bulk(bin, file, content),
+    }
+}
+
+/// Bulk output through ttyd. The program stays alive after the file (`cat FILE; exec
+/// cat`): ttyd closes the WebSocket as soon as its program exits, without the output still
+/// in the pty (the last ~10 KB of 4 MiB were lost in every such run), so the exiting
+/// script of the other targets cannot measure it.
+fn ttyd_bulk(bin: &Path, file: &Path, content: &[u8]) -> Result<Bulk, String> {
+    let script = format!(
+        "stty raw -echo -opost; printf R; head -c 1 >/dev/null; cat {}; exec cat",
+        file.display()
+    );
+    let ttyd = Ttyd::start(bin, &command(&script))?;
+    let mut link = ttyd.open()?;
+    wait_ready(&mut link)?;
+    let program = crate::proc::children(ttyd.pid())
+        .first()
+        .copied()
+        .ok_or_else(|| "ttyd started no program".to_string())?;
+    let before = CpuSnapshot::take(Some(ttyd.pid()), program)?;
+    let took = bulk_receive(&mut link, content)?;
+    let after = CpuSnapshot::take(Some(ttyd.pid()), program)?;
+    Ok(after.since(&before, content.len(), took))
+}
+
+/// Bulk output through an axs binary.
+fn axs_bulk(bin: &Path, file: &Path, content: &[u8]) -> Result<Bulk, String> {
     let mut server = start(bin, &bulk_script(file), &[])?;
     let mut ws = open_session(&mut server)?;
     let program = server.sessions.last().copied().unwrap_or_default();

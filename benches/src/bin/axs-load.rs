@@ -3,11 +3,12 @@
 //! the medians. `benches/run` builds the binaries and calls it; see BENCHMARKS.md.
 //!
 //! Usage: `axs-load [--reps N] [--bulk-mib N] [--scale LEVELS|none] [--only PHASES]
-//! [--think-ms N] [--typing-rounds N] [--sessions N] NAME=PATH...`
+//! [--think-ms N] [--typing-rounds N] [--sessions N] [--ttyd PATH] NAME=PATH...`
 //! where PHASES is a comma-separated subset of
 //! `echo,typing,bulk,attach,sessions,startup,flood` (for profiling one phase; `--reps 0`
 //! skips them all). `flood` (typing while another session floods, about 20 s per target
-//! and repetition) runs only when named.
+//! and repetition) runs only when named. `--ttyd PATH` adds ttyd 1.7 (`benches/ttyd`
+//! fetches it) to the echo, typing, flood and bulk phases.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use axs_benches::proc::{raise_fd_limit, Scratch};
-use axs_benches::scenario::{self, Bulk, Echo, Flood, Typed};
+use axs_benches::scenario::{self, Bulk, Echo, Flood, Target, Typed};
 use axs_benches::stats::median;
 use axs_benches::text;
 
@@ -32,6 +33,8 @@ const PTY_BLOCKING: &str = "pty, blocking read";
 /// The echo, typing and bulk phases' column for the bare pty relayed over loopback TCP by two
 /// blocking threads: the least any server adds.
 const RELAY: &str = "relay (TCP ↔ pty, 2 threads)";
+/// ttyd's column.
+const TTYD: &str = "ttyd";
 /// Phases that run only when `--only` names them.
 const OPT_IN: &[&str] = &["flood"];
 
@@ -48,6 +51,8 @@ struct Options {
     /// Sessions created (and kept attached) per session-cost run: the create curve.
     sessions: usize,
     servers: Vec<(String, PathBuf)>,
+    /// ttyd, measured beside the servers where it can be (echo, typing, flood, bulk).
+    ttyd: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -60,6 +65,7 @@ fn parse_args() -> Result<Options, String> {
         typing_rounds: 200,
         sessions: 100,
         servers: Vec::new(),
+        ttyd: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -77,6 +83,7 @@ fn parse_args() -> Result<Options, String> {
                 options.typing_rounds = number(&value("--typing-rounds")?)?.max(1);
             }
             "--sessions" => options.sessions = number(&value("--sessions")?)?.max(1),
+            "--ttyd" => options.ttyd = Some(value("--ttyd")?.into()),
             "--bulk-mib" => options.bulk_mib = number(&value("--bulk-mib")?)?.max(1),
             "--scale" => {
                 let v = value("--scale")?;
@@ -94,7 +101,8 @@ fn parse_args() -> Result<Options, String> {
     }
     if options.servers.is_empty() {
         return Err(
-            "usage: axs-load [--reps N] [--bulk-mib N] [--scale 0,100,...|none] NAME=PATH..."
+            "usage: axs-load [--reps N] [--bulk-mib N] [--scale 0,100,...|none] [--ttyd PATH] \
+             NAME=PATH..."
                 .into(),
         );
     }
@@ -214,17 +222,26 @@ fn run(options: &Options) -> Result<(), String> {
         let mut servers: Vec<&(String, PathBuf)> = options.servers.iter().collect();
         let shift = (rep - 1) % servers.len();
         servers.rotate_left(shift);
+        let mut targets: Vec<(&str, Target)> = servers
+            .iter()
+            .map(|(n, b)| (n.as_str(), Target::Axs(b)))
+            .collect();
+        if let Some(ttyd) = &options.ttyd {
+            targets.push((TTYD, Target::Ttyd(ttyd)));
+            let shift = (rep - 1) % targets.len();
+            targets.rotate_left(shift);
+        }
         if options.runs("echo") {
-            echo_phase(rep, &servers, &mut results);
+            echo_phase(rep, &targets, &mut results);
         }
         if options.runs("typing") {
-            typing_phase(options, rep, &servers, &mut results);
+            typing_phase(options, rep, &targets, &mut results);
         }
         if options.runs("flood") {
-            flood_phase(options, rep, &servers, &mut results);
+            flood_phase(options, rep, &targets, &mut results);
         }
         for file in files.iter().filter(|_| options.runs("bulk")) {
-            bulk_phase(rep, file, &servers, &mut results);
+            bulk_phase(rep, file, &targets, &mut results);
         }
         for (name, bin) in &servers {
             measure_server(options, rep, name, bin, &attach_file.path, &mut results);
@@ -265,8 +282,8 @@ fn write_file(
 }
 
 /// Echo on the pty and every server, round trips interleaved.
-fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results) {
-    let bins: Vec<&Path> = servers.iter().map(|(_, b)| b.as_path()).collect();
+fn echo_phase(rep: usize, servers: &[(&str, Target)], results: &mut Results) {
+    let bins: Vec<Target> = servers.iter().map(|(_, t)| *t).collect();
     let mut echoes = scenario::echo_side_by_side(&bins, ECHO_ROUNDS).into_iter();
     let pty = match echoes.next() {
         Some(Ok(echo)) => {
@@ -279,7 +296,7 @@ fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results)
         }
         None => None,
     };
-    let names = std::iter::once(RELAY).chain(servers.iter().map(|(n, _)| n.as_str()));
+    let names = std::iter::once(RELAY).chain(servers.iter().map(|(n, _)| *n));
     for (name, echo) in names.zip(echoes) {
         match echo {
             Ok(echo) => record_echo(results, name, &echo, pty.as_ref()),
@@ -290,17 +307,12 @@ fn echo_phase(rep: usize, servers: &[&(String, PathBuf)], results: &mut Results)
 
 /// Typing on both bare ptys and every server, keystrokes interleaved; ratios are to the
 /// blocking reader (the kernel's floor).
-fn typing_phase(
-    options: &Options,
-    rep: usize,
-    servers: &[&(String, PathBuf)],
-    results: &mut Results,
-) {
-    let bins: Vec<&Path> = servers.iter().map(|(_, b)| b.as_path()).collect();
+fn typing_phase(options: &Options, rep: usize, servers: &[(&str, Target)], results: &mut Results) {
+    let bins: Vec<Target> = servers.iter().map(|(_, t)| *t).collect();
     let typed = scenario::typing_side_by_side(&bins, options.typing_rounds, options.think);
     let names = [PTY, PTY_BLOCKING, RELAY]
         .into_iter()
-        .chain(servers.iter().map(|(n, _)| n.as_str()));
+        .chain(servers.iter().map(|(n, _)| *n));
     let mut typed: Vec<(&str, Result<Typed, String>)> = names.zip(typed).collect();
     let floor = match typed.get(1) {
         Some((_, Ok(typed))) => Some(typed.echo),
@@ -335,14 +347,8 @@ fn typing_phase(
 /// Typing while another session floods, on a pair of bare ptys and on every server (one
 /// after the other: two floods at once would share the 2 cores); ratios are to the
 /// same target's idle typing.
-fn flood_phase(
-    options: &Options,
-    rep: usize,
-    servers: &[&(String, PathBuf)],
-    results: &mut Results,
-) {
-    let targets = std::iter::once((PTY, None))
-        .chain(servers.iter().map(|(n, b)| (n.as_str(), Some(b.as_path()))));
+fn flood_phase(options: &Options, rep: usize, servers: &[(&str, Target)], results: &mut Results) {
+    let targets = std::iter::once((PTY, None)).chain(servers.iter().map(|(n, t)| (*n, Some(*t))));
     let think = options.think.as_millis();
     for (name, bin) in targets {
         eprintln!("axs-load: flood, {name}");
@@ -371,7 +377,7 @@ fn flood_phase(
 }
 
 /// Bulk output of one file: the pty first, then every server.
-fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], results: &mut Results) {
+fn bulk_phase(rep: usize, file: &BulkFile, servers: &[(&str, Target)], results: &mut Results) {
     let label = file.label;
     let pty = match scenario::ceiling_bulk(&file.path, &file.content) {
         Ok(bulk) => {
@@ -389,8 +395,8 @@ fn bulk_phase(rep: usize, file: &BulkFile, servers: &[&(String, PathBuf)], resul
         }
         Err(e) => results.problem(rep, RELAY, &format!("bulk {label}"), e),
     }
-    for (name, bin) in servers {
-        match scenario::server_bulk(bin, &file.path, &file.content) {
+    for (name, target) in servers {
+        match scenario::server_bulk(*target, &file.path, &file.content) {
             Ok(bulk) => record_bulk(results, label, name, &bulk, pty.as_ref()),
             Err(e) => results.problem(rep, name, &format!("bulk {label}"), e),
         }
@@ -493,6 +499,7 @@ fn print_report(
         .into_iter()
         .filter(|floor| measured(floor))
         .chain(options.servers.iter().map(|(n, _)| n.as_str()))
+        .chain(options.ttyd.iter().map(|_| TTYD))
         .collect();
     println!(
         "Medians over {} repetitions; ratios are to the bare pty of the same repetition (median of the per-repetition ratios) unless the metric says otherwise. Bulk: {} MiB per run.\n",
