@@ -40,11 +40,25 @@ pub struct Ttyd {
 }
 
 impl Ttyd {
-    /// Starts `bin -p 0 -i 127.0.0.1 -W sh -c script` and waits for its "Listening on port"
-    /// line (its log keeps being drained by a thread, so ttyd never blocks on it).
+    /// Starts `bin -p 0 -i 127.0.0.1 -W -P 3600 sh -c script` and waits for its "Listening
+    /// on port" line (its log keeps being drained by a thread, so ttyd never blocks on it).
+    /// `-P 3600`: ttyd pings every client every 5 s by default and hangs up on one whose
+    /// pong does not come; the flood phase leaves a client unread for longer than that
+    /// (axs never closes a quiet client), which ttyd then cut with a broken pipe.
     pub fn start(bin: &Path, script: &str) -> Result<Ttyd, String> {
         let mut child = Command::new(bin)
-            .args(["-p", "0", "-i", "127.0.0.1", "-W", "sh", "-c", script])
+            .args([
+                "-p",
+                "0",
+                "-i",
+                "127.0.0.1",
+                "-W",
+                "-P",
+                "3600",
+                "sh",
+                "-c",
+                script,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
