@@ -51,8 +51,12 @@ const EVENTS_PER_WAIT: usize = 256;
 
 /// Tasks run in a row while the executor is busy before the loop looks for I/O (without
 /// waiting): a flooding session's reader and writer must not keep another session's
-/// keystroke unnoticed, as async-executor's `run` would for 200 tasks.
-const TASKS_PER_IO_POLL: usize = 4;
+/// keystroke unnoticed, as async-executor's `run` would for 200 tasks. One: a keystroke's
+/// every hop (socket, pty, socket) waits behind the tasks run before its event is seen,
+/// and a zero-timeout `epoll_wait` costs far less than a flooding task's 4 KiB slice
+/// (typing p50 under another session's flood 720 → 526 µs against 4, bulk unchanged;
+/// BENCHMARKS.md).
+const TASKS_PER_IO_POLL: usize = 1;
 
 /// Runs `main` to completion on this thread together with `executor`'s tasks, waiting for
 /// I/O and timers whenever nothing is runnable and looking for I/O every
