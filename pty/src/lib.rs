@@ -10,7 +10,8 @@
 //! - small OS facts: the user database entry ([`current_user`]), the IPv4 interfaces
 //!   that are up ([`up_ipv4_interfaces`]), `TCP_NOTSENT_LOWAT` ([`set_send_low_water`]),
 //!   program lookup in `PATH` ([`find_program`]), a process's resident memory
-//!   ([`resident_bytes`]), and giving the allocator's free memory back ([`release_free_memory`]);
+//!   ([`resident_bytes`]), giving the allocator's free memory back ([`release_free_memory`])
+//!   and capping its arenas ([`limit_allocator_arenas`]);
 //! - a small stderr logger honouring `RUST_LOG`: [`logging`].
 //!
 //! This crate depends on nothing else of axs and decides nothing: it is how to ask the
@@ -40,7 +41,7 @@ mod user;
 
 pub use child::{FdSweep, NO_CLOSE_RANGE_ENV};
 pub use launch::{SpawnMethod, FORK_ENV};
-pub use memory::{release_free_memory, resident_bytes};
+pub use memory::{limit_allocator_arenas, release_free_memory, resident_bytes};
 pub use net::{set_send_low_water, up_ipv4_interfaces, Ipv4Interface};
 pub use pipes::{spawn_piped, PipedChild, PipedOptions, PRIVATE_ENV_PREFIX};
 pub use program::{find_program, is_executable};

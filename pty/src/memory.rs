@@ -32,6 +32,25 @@ pub fn release_free_memory() -> bool {
     }
 }
 
+/// Caps the C allocator's arenas at `arenas` (glibc's `mallopt(M_ARENA_MAX)`); returns
+/// whether the setting was taken. Call it first thing in `main`, before any thread exists.
+/// glibc otherwise gives a thread that meets a locked arena its own (up to 8 per core),
+/// and `malloc_trim` cannot give back what each keeps between live blocks. A no-op
+/// returning `false` on other C libraries.
+pub fn limit_allocator_arenas(arenas: u16) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt takes no pointers; it sets one field of the allocator's
+        // parameters under the allocator's own lock.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, libc::c_int::from(arenas)) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = arenas;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
