@@ -46,8 +46,9 @@ fn main() {
     let up = axs_host::start_up(args);
     let reactor = Reactor::new(up.listener, &[Signal::Term, Signal::Int])
         .unwrap_or_else(|e| axs_host::fail_startup(&e));
-    axs_host::ready();
+    // Logged before READY, so whoever waits for READY finds the line already written.
     log::info!("listening on http://{}", up.bound);
+    axs_host::ready();
     run(up.server, up.program, reactor);
     std::process::exit(0);
 }

@@ -97,8 +97,9 @@ fn main() {
         let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
         move || signals::run(&shared, &signals, &stop)
     });
-    axs_host::ready();
+    // Logged before READY, so whoever waits for READY finds the line already written.
     log::info!("listening on http://{}", up.bound);
+    axs_host::ready();
     let program = Arc::new(up.program);
     accept_until_stopped(
         &up.listener,
