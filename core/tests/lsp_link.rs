@@ -549,7 +549,10 @@ proptest! {
         prop_assert!(rt.stdin_closed);
         let mut deadlines: Vec<Time> = Vec::new();
         let mut expected_signals = Vec::new();
-        for &(early, how, late) in wakes.iter().cycle().take(200) {
+        // Every wake advances the clock by at least 1 ms until the last deadline, so this
+        // many always reach it (200 did not when every wake was 1 ms early).
+        let enough = (STDIN_CLOSE_GRACE + SIGTERM_GRACE).as_millis() as usize + 2;
+        for &(early, how, late) in wakes.iter().cycle().take(enough) {
             let Some(deadline) = rt.link.poll_timeout() else { break };
             if deadlines.last() != Some(&deadline) {
                 deadlines.push(deadline);
