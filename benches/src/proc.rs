@@ -183,29 +183,18 @@ impl Server {
         // A server killed before (no longer running) left its sessions to init: then every
         // listed pid is looked at, as before.
         let live = self.is_running().then(|| children(self.pid()));
-        let started = Instant::now();
-        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, Signal::TERM);
-        }
-        let deadline = started + timeout;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(2));
-        }
-        let took = started.elapsed();
-        let exited = !matches!(self.child.try_wait(), Ok(None));
-        if !exited {
+        let took = terminate_child(&mut self.child, timeout);
+        if took.is_none() {
             eprintln!(
-                "axs-load: server pid {} still running {timeout:?} after SIGTERM; killing it",
+                "axs-load: server pid {} still running {timeout:?} after SIGTERM; killed it",
                 self.pid()
             );
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
         let outlived = |pid: &&u32| live.as_ref().is_none_or(|live| live.contains(pid));
         for pid in self.sessions.iter().filter(outlived) {
             kill_stray_group(*pid);
         }
-        exited.then_some(took)
+        took
     }
 }
 
@@ -213,6 +202,26 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// SIGTERM to `child`, a wait of at most `timeout` for its exit, then SIGKILL (and the
+/// reap). Returns how long it took to exit after SIGTERM, or `None` when it was killed.
+pub fn terminate_child(child: &mut Child, timeout: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    if let Some(pid) = Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process(pid, Signal::TERM);
+    }
+    let deadline = started + timeout;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(2));
+    }
+    let took = started.elapsed();
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    Some(took)
 }
 
 /// Kills process group `pid` if its leader still leads it (it outlived the server).

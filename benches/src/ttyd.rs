@@ -13,16 +13,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
 use crate::link::{connect_loopback, read_failure, Link};
-use crate::proc::{children, cpu_time, kill_stray_group};
+use crate::proc::{children, kill_stray_group, terminate_child};
 
 /// How long ttyd may take to say it listens.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -91,11 +90,6 @@ impl Ttyd {
         self.child.id()
     }
 
-    /// User + system CPU time ttyd has used so far.
-    pub fn cpu(&self) -> Result<Duration, String> {
-        cpu_time(self.pid())
-    }
-
     /// A new connection, hence a new session running the script.
     pub fn open(&self) -> Result<TtydLink, String> {
         TtydLink::connect(self.port)
@@ -109,17 +103,7 @@ impl Ttyd {
         self.stopped = true;
         // forkpty makes each program a session (and group) leader, a child of ttyd.
         let sessions = children(self.pid());
-        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, Signal::TERM);
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(2));
-        }
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        terminate_child(&mut self.child, STOP_TIMEOUT);
         for pid in sessions {
             kill_stray_group(pid);
         }
@@ -164,7 +148,6 @@ fn announced_port(log: std::process::ChildStderr) -> Result<u16, String> {
 /// A WebSocket to ttyd: one session.
 pub struct TtydLink {
     ws: WebSocket<TcpStream>,
-    message: Vec<u8>,
 }
 
 impl TtydLink {
@@ -188,20 +171,17 @@ impl TtydLink {
         let init = br#"{"AuthToken":"","columns":80,"rows":24}"#;
         ws.send(Message::binary(init.to_vec()))
             .map_err(|e| format!("ttyd init: {e}"))?;
-        Ok(TtydLink {
-            ws,
-            message: Vec::with_capacity(64),
-        })
+        Ok(TtydLink { ws })
     }
 }
 
 impl Link for TtydLink {
     fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.message.clear();
-        self.message.push(DATA);
-        self.message.extend_from_slice(bytes);
+        let mut message = Vec::with_capacity(bytes.len() + 1);
+        message.push(DATA);
+        message.extend_from_slice(bytes);
         self.ws
-            .send(Message::binary(self.message.clone()))
+            .send(Message::binary(message))
             .map_err(|e| format!("ws send: {e}"))
     }
 

@@ -27,9 +27,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axs_benches::link::{connect_loopback, http_request, read_failure, upgrade, STALL};
-use axs_benches::proc::{footprint, kill_stray_group, wait_readable, wait_writable, Scratch};
+use axs_benches::proc::{
+    footprint, kill_stray_group, terminate_child, wait_readable, wait_writable, Scratch,
+};
 use axs_benches::stats::{median, percentile, sorted_micros};
-use rustix::process::{Pid, Signal};
 use tungstenite::{Message, WebSocket};
 
 /// The direct-pipes column's name.
@@ -405,20 +406,11 @@ impl Bridge {
 
     /// SIGTERM, a bounded wait, SIGKILL; then the groups of programs that outlived it.
     fn stop(&mut self) {
-        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, Signal::TERM);
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(2));
-        }
-        if matches!(self.child.try_wait(), Ok(None)) {
+        if terminate_child(&mut self.child, STOP_TIMEOUT).is_none() {
             eprintln!(
-                "axs-lsp-load: bridge {} ignored SIGTERM; killing it",
+                "axs-lsp-load: bridge {} ignored SIGTERM; killed it",
                 self.child.id()
             );
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
         for &pid in &self.programs {
             kill_stray_group(pid);
