@@ -1,6 +1,6 @@
 //! Contention between sessions: how many bytes of a session's output a task (its pty
 //! reader, a client's writer) may handle in a row before it lets every other task run
-//! (the *output budget*).
+//! (the *output budget*), and whether its reads may wait for output on its way.
 //!
 //! axs serves every session on one thread, whose executor runs tasks first come, first
 //! served: a keystroke's four hops (socket reader, pty writer, pty reader, socket writer)
@@ -12,6 +12,13 @@
 //! terminal: it gets the small budget while any session is in use. axs-threads reads each
 //! pty on a thread of its own and lets the OS interleave them: it has no budget to ask for.
 //!
+//! A read may also hold the loop up by itself: a pty read that finds the line discipline
+//! empty waits in the kernel for its tty worker, which under a flood is every 4 KiB and
+//! ~60 µs each (Linux 6.x; BENCHMARKS.md, "Reads that wait for the tty worker"). Alone,
+//! that wait is what keeps slices large (one socket write per slice, not per 4 KiB).
+//! Shared, it would hold up every other session's keystroke: then a read takes only what
+//! has arrived ([`OutputSlice::may_wait`]).
+//!
 //! Invariant: [`Activity`] remembers the latest activity of the two most recently active
 //! sessions, which are distinct, so "the latest activity of any session but this one" is
 //! O(1) whatever the number of sessions; every older activity is older than both.
@@ -19,6 +26,31 @@
 use crate::limits::{CONTENDED_OUTPUT_BUDGET, CONTENDED_WINDOW, YIELD_AFTER};
 use crate::server::SessionId;
 use crate::time::Time;
+
+/// How a task may handle one session's (or job's) output before it lets others run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputSlice {
+    /// Bytes it may handle in a row before it lets every other task run.
+    pub budget: usize,
+    /// Whether a read may wait for output on its way to the reader (in the kernel),
+    /// holding up every other task meanwhile; if not, it takes only what has arrived.
+    pub may_wait: bool,
+}
+
+/// Nobody else is in use: large slices, and reads that wait for them to fill.
+pub const ALONE: OutputSlice = OutputSlice {
+    budget: YIELD_AFTER,
+    may_wait: true,
+};
+
+/// Someone else is in use: small slices, and reads that never wait.
+pub const SHARED: OutputSlice = OutputSlice {
+    budget: CONTENDED_OUTPUT_BUDGET,
+    may_wait: false,
+};
+
+// Sharing means smaller slices and reads that never wait, or it means nothing.
+const _: () = assert!(SHARED.budget < ALONE.budget && ALONE.may_wait && !SHARED.may_wait);
 
 /// When sessions were last in use (input or output), as far as output budgets care.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -52,22 +84,22 @@ impl Activity {
         self.latest.map(|(_, at)| at)
     }
 
-    /// Bytes of session `id`'s output a task may handle in a row at `now` before it yields.
-    pub fn output_budget(&self, id: SessionId, now: Time) -> usize {
-        budget(self.last_other_than(id), now)
+    /// How a task may handle session `id`'s output at `now`.
+    pub fn output_slice(&self, id: SessionId, now: Time) -> OutputSlice {
+        slice(self.last_other_than(id), now)
     }
 
-    /// Bytes of a job's output its reader may read in a row at `now` before it yields.
-    pub fn job_output_budget(&self, now: Time) -> usize {
-        budget(self.last_any(), now)
+    /// How a job's reader may handle its output at `now`.
+    pub fn job_output_slice(&self, now: Time) -> OutputSlice {
+        slice(self.last_any(), now)
     }
 }
 
-/// The small budget while someone else was in use within [`CONTENDED_WINDOW`] of `now`.
-fn budget(someone_else: Option<Time>, now: Time) -> usize {
+/// [`SHARED`] while someone else was in use within [`CONTENDED_WINDOW`] of `now`.
+fn slice(someone_else: Option<Time>, now: Time) -> OutputSlice {
     match someone_else {
-        Some(at) if at.until(now) < CONTENDED_WINDOW => CONTENDED_OUTPUT_BUDGET,
-        _ => YIELD_AFTER,
+        Some(at) if at.until(now) < CONTENDED_WINDOW => SHARED,
+        _ => ALONE,
     }
 }
 
@@ -86,10 +118,10 @@ mod tests {
     #[test]
     fn a_lone_session_reads_full_slices() {
         let mut activity = Activity::default();
-        assert_eq!(activity.output_budget(1, at(0)), YIELD_AFTER);
+        assert_eq!(activity.output_slice(1, at(0)), ALONE);
         for ms in 0..100 {
             activity.saw(1, at(ms));
-            assert_eq!(activity.output_budget(1, at(ms)), YIELD_AFTER);
+            assert_eq!(activity.output_slice(1, at(ms)), ALONE);
         }
     }
 
@@ -99,9 +131,9 @@ mod tests {
         activity.saw(2, at(1000));
         activity.saw(1, at(1001));
         activity.saw(1, at(1500));
-        assert_eq!(activity.output_budget(1, at(1500)), CONTENDED_OUTPUT_BUDGET);
+        assert_eq!(activity.output_slice(1, at(1500)), SHARED);
         // The other session sees the flood too; its few bytes never reach the budget.
-        assert_eq!(activity.output_budget(2, at(1500)), CONTENDED_OUTPUT_BUDGET);
+        assert_eq!(activity.output_slice(2, at(1500)), SHARED);
     }
 
     #[test]
@@ -110,11 +142,8 @@ mod tests {
         activity.saw(2, at(1000));
         activity.saw(1, at(1001));
         let quiet = 1000 + WINDOW_MS;
-        assert_eq!(
-            activity.output_budget(1, at(quiet - 1)),
-            CONTENDED_OUTPUT_BUDGET
-        );
-        assert_eq!(activity.output_budget(1, at(quiet)), YIELD_AFTER);
+        assert_eq!(activity.output_slice(1, at(quiet - 1)), SHARED);
+        assert_eq!(activity.output_slice(1, at(quiet)), ALONE);
     }
 
     #[test]
@@ -135,10 +164,10 @@ mod tests {
     #[test]
     fn a_job_reads_small_slices_while_any_session_is_in_use() {
         let mut activity = Activity::default();
-        assert_eq!(activity.job_output_budget(at(0)), YIELD_AFTER);
+        assert_eq!(activity.job_output_slice(at(0)), ALONE);
         activity.saw(1, at(100));
-        assert_eq!(activity.job_output_budget(at(100)), CONTENDED_OUTPUT_BUDGET);
-        assert_eq!(activity.job_output_budget(at(100 + WINDOW_MS)), YIELD_AFTER);
+        assert_eq!(activity.job_output_slice(at(100)), SHARED);
+        assert_eq!(activity.job_output_slice(at(100 + WINDOW_MS)), ALONE);
     }
 
     /// The reference: the latest activity of every session, searched in full.

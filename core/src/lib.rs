@@ -34,7 +34,7 @@
 //!   session spawned / failed ──────────────▶ spawned(reservation, pid, now) / spawn_failed(reservation, why) ─▶ answer
 //!   job spawned / failed ──────────────────▶ job_spawned(job, pid, now) / job_spawn_failed(job, failure)
 //!   pty bytes, pty EOF ────────────────────▶ pty_output / pty_eof(id, ..now), job_output / job_eof(job, ..now)
-//!   before a pty read / socket write ──────▶ output_budget(id, now) / job_output_budget(now) ─▶ bytes before a yield
+//!   before a pty read / socket write ──────▶ output_slice(id, now) / job_output_slice(now) ─▶ bytes before a yield, may a read wait
 //!   SIGCHLD: try_wait each of unreaped() ──▶ child_exited(pid, status, now)
 //!   WebSocket message / closed ────────────▶ input(id, generation, bytes, now) / detach(id, generation, now)
 //!   socket can take more ──────────────────▶ poll_transmit(id, generation, now) ─▶ Frame

@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::admission::{AcceptFailure, Admission, ConnId, Connections, Opened};
 use crate::api::{self, ApiError, AttachRequest, Policy, Route, TermSize, TerminalInfo};
 use crate::client::Generation;
-use crate::contention::Activity;
+use crate::contention::{Activity, OutputSlice};
 use crate::deadline::Deadlines;
 use crate::frame::{ExitStatus, Frame};
 use crate::http::{RequestHead, Response};
@@ -426,17 +426,18 @@ impl Server {
         self.with(id, now, |s, now| s.pty_output(bytes, now));
     }
 
-    /// Bytes of session `id`'s output its pty reader (or a client's writer) may handle in
-    /// a row at `now` before it lets every other task run: small while another session is
-    /// in use ([`crate::contention`]).
-    pub fn output_budget(&self, id: SessionId, now: Time) -> usize {
-        self.activity.output_budget(id, now)
+    /// How session `id`'s pty reader (or a client's writer) may handle its output at
+    /// `now`: bytes in a row before it lets every other task run, and whether a read may
+    /// wait for more; small slices that never wait while another session is in use
+    /// ([`crate::contention`]).
+    pub fn output_slice(&self, id: SessionId, now: Time) -> OutputSlice {
+        self.activity.output_slice(id, now)
     }
 
-    /// Bytes a job's pty reader may read in a row at `now` before it lets every other
-    /// task run: small while any session is in use ([`crate::contention`]).
-    pub fn job_output_budget(&self, now: Time) -> usize {
-        self.activity.job_output_budget(now)
+    /// How a job's pty reader may handle its output at `now`: small slices that never
+    /// wait while any session is in use ([`crate::contention`]).
+    pub fn job_output_slice(&self, now: Time) -> OutputSlice {
+        self.activity.job_output_slice(now)
     }
 
     /// A session's pty reached end of file (or failed: the same to the session).

@@ -294,25 +294,26 @@ fn execute_command_errors_still_carry_a_string_output() {
 
 #[test]
 fn a_flood_reads_small_slices_while_another_session_types() {
-    use axs_core::limits::{CONTENDED_OUTPUT_BUDGET, CONTENDED_WINDOW, YIELD_AFTER};
+    use axs_core::contention::{ALONE, SHARED};
+    use axs_core::limits::CONTENDED_WINDOW;
     let mut server = server(4);
     create(&mut server, 500);
     create(&mut server, 600);
     let t = |ms: u64| Time::from_millis(ms);
     // 500 floods alone: full slices, for it and for a job.
     server.pty_output(500, &[b'x'; 4096], t(100));
-    assert_eq!(server.output_budget(500, t(100)), YIELD_AFTER);
+    assert_eq!(server.output_slice(500, t(100)), ALONE);
     // 600 gets a keystroke (from a client of whatever generation; the budget only
     // cares that the session is in use) and echoes it: 500 now reads small slices.
     server.input(600, 1, b"a", t(200));
     server.pty_output(600, b"a", t(201));
     server.pty_output(500, &[b'x'; 4096], t(202));
-    assert_eq!(server.output_budget(500, t(202)), CONTENDED_OUTPUT_BUDGET);
-    assert_eq!(server.job_output_budget(t(202)), CONTENDED_OUTPUT_BUDGET);
+    assert_eq!(server.output_slice(500, t(202)), SHARED);
+    assert_eq!(server.job_output_slice(t(202)), SHARED);
     // 600 stops typing: once it has been quiet for the window, full slices again.
     let quiet = t(201).after(CONTENDED_WINDOW);
     server.pty_output(500, &[b'x'; 4096], quiet);
-    assert_eq!(server.output_budget(500, quiet), YIELD_AFTER);
+    assert_eq!(server.output_slice(500, quiet), ALONE);
     // A job still defers to the flooding session.
-    assert_eq!(server.job_output_budget(quiet), CONTENDED_OUTPUT_BUDGET);
+    assert_eq!(server.job_output_slice(quiet), SHARED);
 }

@@ -45,7 +45,9 @@ pub use memory::{limit_allocator_arenas, release_free_memory, resident_bytes};
 pub use net::{set_send_low_water, up_ipv4_interfaces, Ipv4Interface};
 pub use pipes::{spawn_piped, PipedChild, PipedOptions, PRIVATE_ENV_PREFIX};
 pub use program::{find_program, is_executable};
-pub use pty::{open_pair, resize, set_nonblocking, size, PtyPair, SlaveOpen, WinSize, PEER_ENV};
+pub use pty::{
+    open_pair, resize, set_nonblocking, size, unread_bytes, PtyPair, SlaveOpen, WinSize, PEER_ENV,
+};
 pub use ready_pipe::{
     signal_error, signal_ready, ReadyPipeError, DEFAULT_READY_TIMEOUT, READY_PIPE_ENV,
 };

@@ -31,7 +31,7 @@ pub async fn run(driver: &Rc<Driver>, job: JobId, command: &str, cwd: &str) -> O
 /// spawn is reported before anything else can run).
 fn start(driver: &Rc<Driver>, job: JobId, spawned: Spawned) {
     let pid = spawned.pid;
-    match Async::new(File::from(spawned.master)) {
+    match Async::new_edge_triggered(File::from(spawned.master)) {
         Ok(master) => {
             let reader = driver.spawn(read_output(driver.clone(), job, master));
             driver.set_job_reader(job, reader);
@@ -53,9 +53,9 @@ fn start(driver: &Rc<Driver>, job: JobId, spawned: Spawned) {
 async fn read_output(driver: Rc<Driver>, job: JobId, master: Async<File>) {
     let mut unyielded = 0;
     loop {
-        let budget = |server: &Server, now| server.job_output_budget(now);
+        let slice = |server: &Server, now| server.job_output_slice(now);
         let feed = |server: &mut Server, bytes: &[u8], _| server.job_output(job, bytes);
-        let read = read_into_core(&driver, &master, &mut unyielded, budget, feed);
+        let read = read_into_core(&driver, &master, &mut unyielded, slice, feed);
         match read.await {
             Ok(0) => break,
             Ok(_) => {}

@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::rc::Rc;
 
+use axs_core::contention::OutputSlice;
 use axs_core::http::Response;
 use axs_core::limits::INPUT_BACKLOG;
 use axs_core::server::{Reservation, Server, SessionId};
@@ -136,7 +137,7 @@ pub fn start_session(driver: &Rc<Driver>, reservation: Reservation) -> Response 
     };
     let pid = spawned.pid;
     let response = driver.call(|server, now| server.spawned(reservation, pid, now));
-    match Async::new(File::from(spawned.master)) {
+    match Async::new_edge_triggered(File::from(spawned.master)) {
         Ok(master) => {
             let io = Rc::new(SessionIo::new(pid, master));
             io.tasks.replace(vec![
@@ -166,9 +167,9 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
                 return;
             }
         }
-        let budget = |server: &Server, now| server.output_budget(id, now);
+        let slice = |server: &Server, now| server.output_slice(id, now);
         let feed = |server: &mut Server, bytes: &[u8], now| server.pty_output(id, bytes, now);
-        match read_into_core(&driver, &io.master, &mut unyielded, budget, feed).await {
+        match read_into_core(&driver, &io.master, &mut unyielded, slice, feed).await {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -180,44 +181,71 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
     driver.call(|server, now| server.pty_eof(id, now));
 }
 
-/// Reads once from a pty master into the shared buffer and hands the bytes to `feed`
-/// (no await in between); `Ok(0)` at EOF, which includes EIO: what a master read
-/// returns once nothing holds the slave side. Once `unyielded` reached the core's
-/// `budget` it lets every other task run first (a read that finds data never yields by
-/// itself); the budget is asked before every read, so a flood slows down as soon as
-/// another session is in use.
+/// Reads once from a pty master (registered edge-triggered) into the shared buffer and
+/// hands the bytes to `feed` (no await in between); `Ok(0)` at EOF, which includes EIO:
+/// what a master read returns once nothing holds the slave side. The core's `slice` is
+/// asked before every read, so a flood slows down as soon as another session is in use:
+/// once `unyielded` reached its budget the reader lets every other task run first (a
+/// read that finds data never yields by itself), and unless it may wait, the read takes
+/// only what the pty holds already.
 pub async fn read_into_core(
     driver: &Driver,
     master: &Async<File>,
     unyielded: &mut usize,
-    budget: impl Fn(&Server, Time) -> usize,
+    slice: impl Fn(&Server, Time) -> OutputSlice,
     feed: impl Fn(&mut Server, &[u8], Time),
 ) -> io::Result<usize> {
-    if *unyielded >= driver.inspect(|server| budget(server, driver.now())) {
+    let slice = driver.inspect(|server| slice(server, driver.now()));
+    if *unyielded >= slice.budget {
         *unyielded = 0;
         futures_lite::future::yield_now().await;
     }
-    let read = master.read_with(|f| {
+    let read = read_pty(master, slice.may_wait, |f| {
         driver.with_read_buffer(|buf| {
-            let n = loop {
-                match (&*f).read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    read => break read?,
-                }
-            };
+            let n = read_retrying(f, buf)?;
             if n > 0 {
                 driver.call(|server, now| feed(server, &buf[..n], now));
             }
             Ok(n)
         })
     });
-    match read.await {
-        Err(e) if e.raw_os_error() == Some(EIO) => Ok(0),
-        Ok(n) => {
-            *unyielded += n;
-            Ok(n)
+    let n = read.await?;
+    *unyielded += n;
+    Ok(n)
+}
+
+/// Runs `read` on `master` once it can (waiting for readiness as often as needed);
+/// `Ok(0)` at EOF, which includes EIO: what a master read returns once nothing holds the
+/// slave side. Unless the reader `may_wait`, `read` runs only when the pty holds unread
+/// output or is hung up: a read that finds nothing waits in the kernel for the tty worker
+/// (see `axs_pty::unread_bytes`), and the whole loop with it, while with nothing unread
+/// the pty's next wake-up (an edge: `master` is edge-triggered) says when there is.
+/// Once hung up, the read drains what is left and reports the end.
+async fn read_pty(
+    master: &Async<File>,
+    may_wait: bool,
+    mut read: impl FnMut(&File) -> io::Result<usize>,
+) -> io::Result<usize> {
+    let op = |f: &File| {
+        if !may_wait && !master.hung_up() && axs_pty::unread_bytes(f.as_fd()).is_ok_and(|n| n == 0)
+        {
+            return Err(io::ErrorKind::WouldBlock.into());
         }
-        Err(e) => Err(e),
+        read(f)
+    };
+    match master.read_with(op).await {
+        Err(e) if e.raw_os_error() == Some(EIO) => Ok(0),
+        read => read,
+    }
+}
+
+/// One `read`, retried when a signal interrupted it.
+fn read_retrying(mut f: &File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match f.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            read => return read,
+        }
     }
 }
 
@@ -263,7 +291,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(stty.success(), "stty raw -echo failed");
-        let master = Async::new(File::from(pair.master)).unwrap();
+        let master = Async::new_edge_triggered(File::from(pair.master)).unwrap();
         (SessionIo::new(1, master), slave)
     }
 
@@ -282,6 +310,54 @@ mod tests {
             let mut fds = [PollFd::new(master, PollFlags::OUT)];
             rustix::event::poll(&mut fds, Some(&step)).unwrap() > 0
         })
+    }
+
+    /// Reads `master` to its end with [`read_pty`]; `None` if that took over 20 s.
+    fn read_to_end(master: &Async<File>, may_wait: bool) -> Option<Vec<u8>> {
+        let reader = async {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = read_pty(master, may_wait, |f| read_retrying(f, &mut buf))
+                    .await
+                    .unwrap();
+                if n == 0 {
+                    return Some(got);
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+        let bound = async {
+            crate::reactor::Timer::after(Duration::from_secs(20)).await;
+            None
+        };
+        crate::reactor::block_on(futures_lite::future::or(reader, bound)).unwrap()
+    }
+
+    #[test]
+    fn a_reader_gets_every_byte_and_the_end_whether_it_may_wait_or_not() {
+        for may_wait in [false, true] {
+            let (io, mut slave) = session_and_slave();
+            let sent: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+            let writer = {
+                let sent = sent.clone();
+                std::thread::spawn(move || {
+                    // Writes of many sizes: the reader meets both partly and fully
+                    // filled line disciplines.
+                    let (mut rest, mut size) = (&sent[..], 1);
+                    while !rest.is_empty() {
+                        let (chunk, after) = rest.split_at(size.min(rest.len()));
+                        slave.write_all(chunk).unwrap();
+                        (rest, size) = (after, size * 7 % 9000 + 1);
+                    }
+                })
+            };
+            let got = read_to_end(&io.master, may_wait);
+            writer.join().unwrap();
+            let got = got.unwrap_or_else(|| panic!("no end within 20 s (may_wait {may_wait})"));
+            assert_eq!(got.len(), sent.len(), "may_wait {may_wait}");
+            assert!(got == sent, "bytes differ (may_wait {may_wait})");
+        }
     }
 
     #[test]

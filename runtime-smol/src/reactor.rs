@@ -16,6 +16,9 @@
 //!   lazily, when an event finds nobody waiting: a reader that reads, finds nothing and
 //!   waits again costs no `epoll_ctl`. A source nobody waits on is left in one-shot mode
 //!   with no interest, so a hung-up descriptor reports its hang-up at most once.
+//! - Edge-triggered sources ([`Async::new_edge_triggered`], for pty masters) are
+//!   registered once for input and never re-armed for it: epoll polls them only when the
+//!   kernel woke them. Output interest is added while a writer waits, as for the others.
 //! - A readiness wait ([`Async::readable`], [`Async::writable`]) completes only on an
 //!   event reported after it started waiting; the interest is armed before the loop next
 //!   sleeps, so no readiness is lost. A readiness may be spurious: callers retry on
@@ -130,11 +133,23 @@ struct Direction {
     wakers: Vec<Waker>,
 }
 
+/// How epoll watches a source.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Level-triggered, armed while waited for, one-shot with no interest otherwise.
+    Level,
+    /// Edge-triggered, input always armed (see [`Async::new_edge_triggered`]).
+    Edge,
+}
+
 /// What the reactor knows of one registered descriptor.
 struct Source {
     io: Rc<dyn AsFd>,
+    trigger: Trigger,
     /// The directions epoll currently reports.
     armed: EventFlags,
+    /// Whether epoll reported a hang-up or an error for it.
+    hung_up: bool,
     read: Direction,
     write: Direction,
 }
@@ -162,6 +177,15 @@ impl Source {
             Way::Write => &mut self.write,
         }
     }
+
+    /// The epoll flags that report the directions in `armed`.
+    fn epoll_flags(&self, armed: EventFlags) -> EventFlags {
+        match self.trigger {
+            Trigger::Level if armed.is_empty() => EventFlags::ONESHOT,
+            Trigger::Level => armed,
+            Trigger::Edge => armed | EventFlags::ET,
+        }
+    }
 }
 
 /// The thread's epoll instance, its sources and its timers.
@@ -177,6 +201,9 @@ struct Reactor {
     events: RefCell<Vec<Event>>,
     /// `epoll_wait`s so far (the tests check that an idle loop sleeps).
     waits: Cell<u64>,
+    /// `epoll_ctl` modifications so far (the tests check that edge-triggered input is
+    /// never re-armed: each re-arm polls the descriptor).
+    modifies: Cell<u64>,
 }
 
 thread_local! {
@@ -218,27 +245,41 @@ impl Reactor {
             next_timer: Cell::new(0),
             events: RefCell::new(Vec::with_capacity(EVENTS_PER_WAIT)),
             waits: Cell::new(0),
+            modifies: Cell::new(0),
         })
     }
 
-    /// Registers `io` with nothing armed; returns its key.
-    fn register(&self, io: Rc<dyn AsFd>) -> io::Result<usize> {
+    /// Registers `io` (level-triggered with nothing armed, or edge-triggered with input
+    /// armed); returns its key.
+    fn register(&self, io: Rc<dyn AsFd>, trigger: Trigger) -> io::Result<usize> {
         let key = match self.free.borrow_mut().pop() {
             Some(key) => key,
             None => self.sources.borrow().len(),
         };
-        epoll::add(
-            &self.epoll,
-            io.as_fd(),
-            EventData::new_u64(key as u64),
-            EventFlags::ONESHOT,
-        )?;
+        let armed = match trigger {
+            Trigger::Level => EventFlags::empty(),
+            Trigger::Edge => EventFlags::IN,
+        };
         let source = Source {
             io,
-            armed: EventFlags::empty(),
+            trigger,
+            armed,
+            hung_up: false,
             read: Direction::default(),
             write: Direction::default(),
         };
+        let added = epoll::add(
+            &self.epoll,
+            source.io.as_fd(),
+            EventData::new_u64(key as u64),
+            source.epoll_flags(armed),
+        );
+        if let Err(e) = added {
+            if key < self.sources.borrow().len() {
+                self.free.borrow_mut().push(key);
+            }
+            return Err(e.into());
+        }
         let mut sources = self.sources.borrow_mut();
         if key == sources.len() {
             sources.push(Some(source));
@@ -283,15 +324,25 @@ impl Reactor {
         }
         if !source.armed.contains(way.flag()) {
             let armed = source.armed | way.flag();
+            self.modifies.set(self.modifies.get() + 1);
             epoll::modify(
                 &self.epoll,
                 source.io.as_fd(),
                 EventData::new_u64(key as u64),
-                armed,
+                source.epoll_flags(armed),
             )?;
             source.armed = armed;
         }
         Ok(())
+    }
+
+    /// Whether epoll reported a hang-up or an error for source `key`.
+    fn hung_up(&self, key: usize) -> bool {
+        let sources = self.sources.borrow();
+        sources
+            .get(key)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.hung_up)
     }
 
     /// Sleeps in `epoll_wait` until an event, the next timer or a wake-up, then wakes
@@ -342,6 +393,7 @@ impl Reactor {
             return Ok(());
         };
         let failed = EventFlags::ERR | EventFlags::HUP;
+        source.hung_up |= flags.intersects(failed);
         let hits = [
             (Way::Read, EventFlags::IN | EventFlags::RDHUP | failed),
             (Way::Write, EventFlags::OUT | failed),
@@ -351,9 +403,12 @@ impl Reactor {
             if !flags.intersects(reported) {
                 continue;
             }
+            let trigger = source.trigger;
             let direction = source.direction(way);
             direction.tick += 1;
-            if direction.wakers.is_empty() {
+            // An edge-triggered source's input stays armed: re-arming would poll it.
+            let keep = matches!((trigger, way), (Trigger::Edge, Way::Read));
+            if direction.wakers.is_empty() && !keep {
                 armed -= way.flag();
             }
             wake.append(&mut direction.wakers);
@@ -363,16 +418,12 @@ impl Reactor {
         // its one shot was this event, and modifying it again would re-enable it (a
         // hung-up descriptor nobody waits on would then wake the loop on every wait).
         if armed != source.armed {
-            let mode = if armed.is_empty() {
-                EventFlags::ONESHOT
-            } else {
-                armed
-            };
+            self.modifies.set(self.modifies.get() + 1);
             epoll::modify(
                 &self.epoll,
                 source.io.as_fd(),
                 EventData::new_u64(key as u64),
-                mode,
+                source.epoll_flags(armed),
             )?;
             source.armed = armed;
         }
@@ -405,11 +456,31 @@ pub struct Async<T: AsFd + 'static> {
 impl<T: AsFd + 'static> Async<T> {
     /// Makes `io` non-blocking and registers it.
     pub fn new(io: T) -> io::Result<Async<T>> {
+        Async::register(io, Trigger::Level)
+    }
+
+    /// Makes `io` non-blocking and registers it edge-triggered, for a descriptor whose
+    /// readiness check may block: a pty master's poll, when it finds no input, waits
+    /// for the kernel's tty worker, as a read does. Level-triggered, epoll would poll the
+    /// master again after every report and on every re-arm; edge-triggered, it polls it
+    /// only when the kernel woke it, which a pty does whenever input arrives. So a
+    /// readiness wait here completes on new input only: the reader must not wait while
+    /// input it knows of is unread (see `axs_pty::unread_bytes`).
+    pub fn new_edge_triggered(io: T) -> io::Result<Async<T>> {
+        Async::register(io, Trigger::Edge)
+    }
+
+    fn register(io: T, trigger: Trigger) -> io::Result<Async<T>> {
         rustix::io::ioctl_fionbio(io.as_fd(), true)?;
         let reactor = Reactor::get()?;
         let io = Rc::new(io);
-        let key = reactor.register(io.clone())?;
+        let key = reactor.register(io.clone(), trigger)?;
         Ok(Async { io, key, reactor })
+    }
+
+    /// Whether epoll reported a hang-up or an error for the descriptor.
+    pub fn hung_up(&self) -> bool {
+        self.reactor.hung_up(self.key)
     }
 
     /// The descriptor's owner.
@@ -755,6 +826,60 @@ mod tests {
         assert!(
             waits <= 4,
             "{waits} epoll_waits in 50 ms with nothing to do"
+        );
+    }
+
+    #[test]
+    fn an_edge_triggered_source_reports_input_that_came_while_nobody_waited_and_after() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let a = Async::new_edge_triggered(a).unwrap();
+        let b = Async::new(b).unwrap();
+        let ms = Duration::from_millis;
+        let b = &b;
+        let send = |byte: u8| async move {
+            let sent = b.write_with(|s| (&*s).write(&[byte])).await;
+            assert_eq!(sent.unwrap(), 1);
+        };
+        let read_one = || {
+            let mut buf = [0u8; 4];
+            let mut stream: &UnixStream = a.get_ref();
+            let n = stream.read(&mut buf).unwrap();
+            buf[..n].to_vec()
+        };
+        let modifies = || Reactor::get().unwrap().modifies.get();
+        let reader = async {
+            let before = modifies();
+            a.readable().await.unwrap();
+            assert_eq!(read_one(), [1]);
+            // Byte 2 comes while nobody waits; its event must not disarm the input.
+            Timer::after(ms(40)).await;
+            assert_eq!(read_one(), [2]);
+            a.readable().await.unwrap();
+            assert_eq!(read_one(), [3]);
+            assert_eq!(modifies(), before, "the input was re-armed");
+            assert!(!a.hung_up());
+            a.readable().await.unwrap();
+            assert!(a.hung_up(), "the hang-up was not recorded");
+            true
+        };
+        let writer = async {
+            send(1).await;
+            Timer::after(ms(20)).await;
+            send(2).await;
+            Timer::after(ms(40)).await;
+            send(3).await;
+            Timer::after(ms(20)).await;
+            b.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
+            std::future::pending::<bool>().await
+        };
+        let bound = async {
+            Timer::after(Duration::from_secs(10)).await;
+            false
+        };
+        let done = futures_lite::future::or(futures_lite::future::or(reader, writer), bound);
+        assert!(
+            block_on(done).unwrap(),
+            "an input or the hang-up was not reported"
         );
     }
 

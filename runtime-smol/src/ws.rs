@@ -185,7 +185,7 @@ async fn write_output(
 ) -> End {
     let mut unyielded = 0;
     loop {
-        if unyielded >= driver.inspect(|server| server.output_budget(id, driver.now())) {
+        if unyielded >= driver.inspect(|server| server.output_slice(id, driver.now()).budget) {
             unyielded = 0;
             if let Err(e) = sender.flush().await {
                 log::debug!("session {id} client {generation}: send: {e}");
