@@ -43,7 +43,8 @@ pub const ALONE: OutputSlice = OutputSlice {
     may_wait: true,
 };
 
-/// Someone else is in use: small slices, and reads that never wait.
+/// Someone else is in use: small slices, and reads that never wait (but to drain a
+/// hung-up pty).
 pub const SHARED: OutputSlice = OutputSlice {
     budget: CONTENDED_OUTPUT_BUDGET,
     may_wait: false,

@@ -111,9 +111,10 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> 
 
 /// Bytes a pty master's reader can take now (`FIONREAD`): what the line discipline
 /// holds, not what the kernel's tty worker has yet to move into it. Unlike a read (or a
-/// poll) that finds nothing, asking does not wait for that worker: a read of an empty
-/// master blocks in the kernel, even with `O_NONBLOCK`, until the worker has run, which
-/// under a flood happens on every 4 KiB.
+/// poll) that finds nothing, asking does not wait for that worker to be scheduled (at
+/// most for a move it is in the middle of): a read of an empty master blocks in the
+/// kernel, even with `O_NONBLOCK`, until the worker has run, which under a flood happens
+/// on every 4 KiB.
 pub fn unread_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
     let n = rustix::io::ioctl_fionread(fd)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))

@@ -195,12 +195,14 @@ pub async fn read_into_core(
     slice: impl Fn(&Server, Time) -> OutputSlice,
     feed: impl Fn(&mut Server, &[u8], Time),
 ) -> io::Result<usize> {
-    let slice = driver.inspect(|server| slice(server, driver.now()));
-    if *unyielded >= slice.budget {
+    let slice = || driver.inspect(|server| slice(server, driver.now()));
+    if *unyielded >= slice().budget {
         *unyielded = 0;
         futures_lite::future::yield_now().await;
     }
-    let read = read_pty(master, slice.may_wait, |f| {
+    // Asked again at every try: a wait for input can be long, and someone may have come.
+    let may_wait = || slice().may_wait;
+    let read = read_pty(master, may_wait, |f| {
         driver.with_read_buffer(|buf| {
             let n = read_retrying(f, buf)?;
             if n > 0 {
@@ -216,18 +218,20 @@ pub async fn read_into_core(
 
 /// Runs `read` on `master` once it can (waiting for readiness as often as needed);
 /// `Ok(0)` at EOF, which includes EIO: what a master read returns once nothing holds the
-/// slave side. Unless the reader `may_wait`, `read` runs only when the pty holds unread
+/// slave side. Unless the reader `may_wait` (asked at every try), `read` runs only when the pty holds unread
 /// output or is hung up: a read that finds nothing waits in the kernel for the tty worker
 /// (see `axs_pty::unread_bytes`), and the whole loop with it, while with nothing unread
 /// the pty's next wake-up (an edge: `master` is edge-triggered) says when there is.
 /// Once hung up, the read drains what is left and reports the end.
 async fn read_pty(
     master: &Async<File>,
-    may_wait: bool,
+    may_wait: impl Fn() -> bool,
     mut read: impl FnMut(&File) -> io::Result<usize>,
 ) -> io::Result<usize> {
     let op = |f: &File| {
-        if !may_wait && !master.hung_up() && axs_pty::unread_bytes(f.as_fd()).is_ok_and(|n| n == 0)
+        if !may_wait()
+            && !master.hung_up()
+            && axs_pty::unread_bytes(f.as_fd()).is_ok_and(|n| n == 0)
         {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -318,7 +322,7 @@ mod tests {
             let mut got = Vec::new();
             let mut buf = vec![0u8; 64 * 1024];
             loop {
-                let n = read_pty(master, may_wait, |f| read_retrying(f, &mut buf))
+                let n = read_pty(master, || may_wait, |f| read_retrying(f, &mut buf))
                     .await
                     .unwrap();
                 if n == 0 {

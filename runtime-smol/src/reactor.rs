@@ -12,17 +12,20 @@
 //! - One thread: the sources and timers live in thread-locals; [`Async`] and [`Timer`]
 //!   are `!Send`. Other threads (async-signal's, through async-io) wake the loop only
 //!   through the eventfd, and only while it sleeps in `epoll_wait`.
-//! - Level-triggered epoll. A direction is armed when a waiter wants it and disarmed
-//!   lazily, when an event finds nobody waiting: a reader that reads, finds nothing and
-//!   waits again costs no `epoll_ctl`. A source nobody waits on is left in one-shot mode
-//!   with no interest, so a hung-up descriptor reports its hang-up at most once.
+//! - Level-triggered epoll by default. A direction is armed when a waiter wants it and
+//!   disarmed lazily, when an event finds nobody waiting: a reader that reads, finds
+//!   nothing and waits again costs no `epoll_ctl`. A source nobody waits on is left in
+//!   one-shot mode with no interest, so a hung-up descriptor reports its hang-up at most
+//!   once.
 //! - Edge-triggered sources ([`Async::new_edge_triggered`], for pty masters) are
-//!   registered once for input and never re-armed for it: epoll polls them only when the
-//!   kernel woke them. Output interest is added while a writer waits, as for the others.
+//!   registered once for input and never re-armed for it: epoll polls them for input only
+//!   when the kernel woke them. Output interest is added while a writer waits and dropped
+//!   lazily, as for the others (each of those two `epoll_ctl`s polls the descriptor once).
 //! - A readiness wait ([`Async::readable`], [`Async::writable`]) completes only on an
 //!   event reported after it started waiting; the interest is armed before the loop next
-//!   sleeps, so no readiness is lost. A readiness may be spurious: callers retry on
-//!   `WouldBlock`.
+//!   sleeps. Level-triggered, no readiness is lost; edge-triggered, only new readiness
+//!   is reported, so callers try the operation before every wait (as `read_with` and
+//!   `write_with` do). A readiness may be spurious: callers retry on `WouldBlock`.
 //! - While tasks are runnable, I/O is still looked for (without waiting) every
 //!   [`TASKS_PER_IO_POLL`] tasks: an event is noticed after at most that many tasks,
 //!   whatever another session's output keeps the executor doing.
@@ -413,10 +416,11 @@ impl Reactor {
             }
             wake.append(&mut direction.wakers);
         }
-        // Disarmed: one-shot with no interest, so a hang-up is reported once more at
-        // most, not on every wait. A source that was disarmed already is left alone:
-        // its one shot was this event, and modifying it again would re-enable it (a
-        // hung-up descriptor nobody waits on would then wake the loop on every wait).
+        // Disarmed (level-triggered): one-shot with no interest, so a hang-up is
+        // reported once more at most, not on every wait. A source that was disarmed
+        // already is left alone: its one shot was this event, and modifying it again
+        // would re-enable it (a hung-up descriptor nobody waits on would then wake the
+        // loop on every wait).
         if armed != source.armed {
             self.modifies.set(self.modifies.get() + 1);
             epoll::modify(
@@ -488,7 +492,9 @@ impl<T: AsFd + 'static> Async<T> {
         &self.io
     }
 
-    /// Waits until the descriptor is reported readable (or failed, or hung up).
+    /// Waits until the descriptor is reported readable (or failed, or hung up). On an
+    /// edge-triggered source, only input that arrives after the wait began is reported:
+    /// read what is there first.
     pub async fn readable(&self) -> io::Result<()> {
         Readiness::new(self, Way::Read).await
     }
@@ -523,7 +529,8 @@ impl<T: AsFd + 'static> Async<T> {
     }
 
     /// Tries `op`; on `WouldBlock` registers the task for `way` and returns `Pending`
-    /// (level-triggered: if the descriptor is ready by the next wait, it is reported).
+    /// (level-triggered, if the descriptor is ready by the next wait it is reported;
+    /// edge-triggered, if it becomes ready after `op`).
     fn poll_op<R>(
         &self,
         cx: &mut Context<'_>,
@@ -847,28 +854,44 @@ mod tests {
             buf[..n].to_vec()
         };
         let modifies = || Reactor::get().unwrap().modifies.get();
+        // The two sides take turns through `step`, not through timings.
+        let step = Cell::new(0u8);
+        let until = |wanted: u8| {
+            let step = &step;
+            async move {
+                while step.get() != wanted {
+                    Timer::after(ms(1)).await;
+                }
+            }
+        };
         let reader = async {
             let before = modifies();
             a.readable().await.unwrap();
             assert_eq!(read_one(), [1]);
-            // Byte 2 comes while nobody waits; its event must not disarm the input.
-            Timer::after(ms(40)).await;
+            step.set(1);
+            // Byte 2 comes while nobody waits (this side sleeps in timers, each after an
+            // `epoll_wait` that reports it): its event must not disarm the input.
+            until(2).await;
+            Timer::after(ms(1)).await;
             assert_eq!(read_one(), [2]);
+            step.set(3);
             a.readable().await.unwrap();
             assert_eq!(read_one(), [3]);
             assert_eq!(modifies(), before, "the input was re-armed");
             assert!(!a.hung_up());
+            step.set(4);
             a.readable().await.unwrap();
             assert!(a.hung_up(), "the hang-up was not recorded");
             true
         };
         let writer = async {
             send(1).await;
-            Timer::after(ms(20)).await;
+            until(1).await;
             send(2).await;
-            Timer::after(ms(40)).await;
+            step.set(2);
+            until(3).await;
             send(3).await;
-            Timer::after(ms(20)).await;
+            until(4).await;
             b.get_ref().shutdown(std::net::Shutdown::Both).unwrap();
             std::future::pending::<bool>().await
         };
