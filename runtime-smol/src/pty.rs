@@ -181,13 +181,12 @@ async fn read_output(driver: Rc<Driver>, io: Rc<SessionIo>) {
     driver.call(|server, now| server.pty_eof(id, now));
 }
 
-/// Reads once from a pty master (registered edge-triggered) into the shared buffer and
-/// hands the bytes to `feed` (no await in between); `Ok(0)` at EOF, which includes EIO:
-/// what a master read returns once nothing holds the slave side. The core's `slice` is
-/// asked before every read, so a flood slows down as soon as another session is in use:
-/// once `unyielded` reached its budget the reader lets every other task run first (a
-/// read that finds data never yields by itself), and unless it may wait, the read takes
-/// only what the pty holds already.
+/// Reads once from a pty master (see [`read_pty`]) into the shared buffer and hands the
+/// bytes to `feed` (no await in between); `Ok(0)` at EOF. The core's `slice` is asked
+/// before every read, so a flood slows down as soon as another session is in use: once
+/// `unyielded` reached its budget the reader lets every other task run first (a read
+/// that finds data never yields by itself), and unless it may wait, the read takes only
+/// what the pty holds already.
 pub async fn read_into_core(
     driver: &Driver,
     master: &Async<File>,
@@ -196,12 +195,16 @@ pub async fn read_into_core(
     feed: impl Fn(&mut Server, &[u8], Time),
 ) -> io::Result<usize> {
     let slice = || driver.inspect(|server| slice(server, driver.now()));
-    if *unyielded >= slice().budget {
+    let mut now = slice();
+    if *unyielded >= now.budget {
         *unyielded = 0;
         futures_lite::future::yield_now().await;
+        now = slice();
     }
-    // Asked again at every try: a wait for input can be long, and someone may have come.
-    let may_wait = || slice().may_wait;
+    // The first try uses the slice just asked; a later one (after a wait for input, which
+    // can be long: someone may have come meanwhile) asks again.
+    let mut asked = Some(now.may_wait);
+    let may_wait = || asked.take().unwrap_or_else(|| slice().may_wait);
     let read = read_pty(master, may_wait, |f| {
         driver.with_read_buffer(|buf| {
             let n = read_retrying(f, buf)?;
@@ -216,16 +219,16 @@ pub async fn read_into_core(
     Ok(n)
 }
 
-/// Runs `read` on `master` once it can (waiting for readiness as often as needed);
-/// `Ok(0)` at EOF, which includes EIO: what a master read returns once nothing holds the
-/// slave side. Unless the reader `may_wait` (asked at every try), `read` runs only when the pty holds unread
-/// output or is hung up: a read that finds nothing waits in the kernel for the tty worker
+/// Runs `read` on `master` (registered edge-triggered) once it can, waiting for
+/// readiness as often as needed; `Ok(0)` at EOF, which includes EIO: what a master read
+/// returns once nothing holds the slave side. Unless the reader `may_wait` (asked at
+/// every try), `read` runs only when the pty holds unread output or is hung up: a read that finds nothing waits in the kernel for the tty worker
 /// (see `axs_pty::unread_bytes`), and the whole loop with it, while with nothing unread
 /// the pty's next wake-up (an edge: `master` is edge-triggered) says when there is.
 /// Once hung up, the read drains what is left and reports the end.
 async fn read_pty(
     master: &Async<File>,
-    may_wait: impl Fn() -> bool,
+    mut may_wait: impl FnMut() -> bool,
     mut read: impl FnMut(&File) -> io::Result<usize>,
 ) -> io::Result<usize> {
     let op = |f: &File| {

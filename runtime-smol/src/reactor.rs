@@ -326,16 +326,22 @@ impl Reactor {
             direction.wakers.push(waker.clone());
         }
         if !source.armed.contains(way.flag()) {
-            let armed = source.armed | way.flag();
-            self.modifies.set(self.modifies.get() + 1);
-            epoll::modify(
-                &self.epoll,
-                source.io.as_fd(),
-                EventData::new_u64(key as u64),
-                source.epoll_flags(armed),
-            )?;
-            source.armed = armed;
+            self.rearm(key, source, source.armed | way.flag())?;
         }
+        Ok(())
+    }
+
+    /// Makes epoll report the directions in `armed` for source `key` (an `epoll_ctl`,
+    /// which also polls the descriptor).
+    fn rearm(&self, key: usize, source: &mut Source, armed: EventFlags) -> io::Result<()> {
+        self.modifies.set(self.modifies.get() + 1);
+        epoll::modify(
+            &self.epoll,
+            source.io.as_fd(),
+            EventData::new_u64(key as u64),
+            source.epoll_flags(armed),
+        )?;
+        source.armed = armed;
         Ok(())
     }
 
@@ -422,14 +428,7 @@ impl Reactor {
         // would re-enable it (a hung-up descriptor nobody waits on would then wake the
         // loop on every wait).
         if armed != source.armed {
-            self.modifies.set(self.modifies.get() + 1);
-            epoll::modify(
-                &self.epoll,
-                source.io.as_fd(),
-                EventData::new_u64(key as u64),
-                source.epoll_flags(armed),
-            )?;
-            source.armed = armed;
+            self.rearm(key, source, armed)?;
         }
         Ok(())
     }
